@@ -1,0 +1,78 @@
+"""The `newsletter` command. Thin: parse options, load settings, call one stage.
+
+Each command group lives in its own module; the library raises `ComposerError` and
+only this layer turns it into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from composer.errors import ComposerError
+
+
+class AppContext:
+    """Settings are loaded on first use, so commands that need none stay fast."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self._settings = None
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            from composer.settings import load_settings
+
+            self._settings = load_settings(self.config)
+        return self._settings
+
+
+class ComposerGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ComposerError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)
+
+
+@click.group(cls=ComposerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("newsletter.yaml"),
+    show_default=True,
+    help="The newsletter's settings file.",
+)
+@click.version_option(package_name="composer")
+@click.pass_context
+def main(ctx: click.Context, config: Path) -> None:
+    """Write, check, render and deliver The CoVar Zeitgeist (or any link newsletter).
+
+    \b
+    A month in the life of an editor:
+      newsletter new                      # start issues/YYYY-MM.rst from the last one
+      newsletter check issues/2025-06.rst # every problem, with its line
+      newsletter build issues/2025-06.rst # HTML, text and .eml under build/
+      newsletter send-test issues/2025-06.rst --to me@example.com
+      newsletter dispatch issues/2025-06.rst
+      newsletter archive                  # the static web archive and its feed
+    """
+    from dotenv import load_dotenv
+
+    load_dotenv(config.parent / ".env" if config.parent != Path("") else ".env")
+    ctx.obj = AppContext(config)
+
+
+def _register() -> None:
+    from composer.cli import issues as issue_commands
+
+    for command in issue_commands.COMMANDS:
+        main.add_command(command)
+    # Further command modules register here, one line each.
+
+
+_register()
