@@ -1,0 +1,3 @@
+"""Commands on issue files: check, convert, new."""
+
+COMMANDS: list = []
