@@ -46,7 +46,7 @@ def read_issue(path: Path | str, text: str | None = None) -> ReadResult:
 
 def _load_builtin() -> None:
     if not _REGISTRY:
-        from composer.readers import rst  # noqa: F401  (they register themselves)
+        from composer.readers import rst, yaml  # noqa: F401  (they register themselves)
 
 
 __all__ = ["Reader", "ReadResult", "read_issue", "reader_for", "register", "extensions"]

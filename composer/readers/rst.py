@@ -22,6 +22,7 @@ The shape the editors write:
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 
@@ -346,3 +347,50 @@ def _convert(children: list[nodes.Node]) -> tuple[Inline, ...]:
 
 def _fold(text: str) -> str:
     return re.sub(r"\s*\n\s*", " ", text)
+
+
+def parse_inline_paragraphs(text: str, start: Position) -> tuple[list[Paragraph], list[Diagnostic]]:
+    """Paragraphs of reStructuredText inline markup (the YAML format's text fields).
+
+    Anything that is not a paragraph (a list, a title) is reported: these fields hold
+    running text only.
+    """
+    from docutils.parsers.rst import Parser
+    from docutils.utils import new_document
+
+    messages: list[nodes.system_message] = []
+    document = new_document(start.path, _inline_settings())
+    document.reporter.attach_observer(messages.append)
+    Parser().parse(text, document)
+    offset = start.line - 1
+    out: list[Paragraph] = []
+    problems: list[Diagnostic] = []
+    for child in document.children:
+        line = (child.line or 1) + offset
+        if isinstance(child, nodes.paragraph):
+            out.append(Paragraph(_inlines(child), Position(start.path, line, start.column)))
+        elif not isinstance(child, (nodes.system_message, nodes.target, nodes.comment)):
+            what = child.tagname.replace("_", " ")
+            problems.append(error(Position(start.path, line, start.column), "unexpected-content",
+                                  f"unexpected {what} in text: write plain paragraphs"))
+    for message in messages:
+        if message["level"] >= 2:
+            d = _from_docutils(message, start.path)
+            line = d.position.line + offset
+            problems.append(Diagnostic(Position(start.path, line, start.column), d.severity,
+                                       d.code, d.message))
+    return out, problems
+
+
+@functools.cache
+def _inline_settings():
+    from docutils.frontend import get_default_settings
+    from docutils.parsers.rst import Parser
+
+    settings = get_default_settings(Parser)
+    settings.report_level = 5
+    settings.halt_level = 5
+    settings.warning_stream = io.StringIO()
+    settings.file_insertion_enabled = False
+    settings.raw_enabled = False
+    return settings

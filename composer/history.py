@@ -1,0 +1,57 @@
+"""What earlier issues already featured: a paper sent last month should not surprise anyone
+by coming back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from composer import links
+from composer.diagnostics import Diagnostic, warning
+from composer.model import Issue
+from composer.months import month_name
+
+
+def issue_files(directory: Path) -> list[Path]:
+    """Every issue file in `directory` that a registered reader can read, by name."""
+    from composer.readers import extensions
+
+    exts = set(extensions())
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() in exts and p.is_file())
+
+
+def earlier_links(issue: Issue, path: Path, directory: Path) -> dict[str, tuple[str, Path]]:
+    """Normalized link -> (month, file) of the latest earlier issue that featured it."""
+    from composer.readers import read_issue
+
+    index: dict[str, tuple[str, Path]] = {}
+    here = path.resolve()
+    for other in issue_files(directory):
+        if other.resolve() == here:
+            continue
+        try:
+            earlier = read_issue(other).issue
+        except (OSError, UnicodeDecodeError):
+            continue  # `check` of that file reports it; here it only adds history
+        if not earlier.month or not issue.month or earlier.month >= issue.month:
+            continue
+        for entry in earlier.entries:
+            key = links.normalize(entry.url)
+            if key not in index or index[key][0] < earlier.month:
+                index[key] = (earlier.month, other)
+    return index
+
+
+def history_diagnostics(issue: Issue, index: dict[str, tuple[str, Path]]) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    warned: set[str] = set()
+    for entry in issue.entries:
+        key = links.normalize(entry.url) if entry.url else ""
+        if key in index and key not in warned:
+            warned.add(key)
+            month, other = index[key]
+            out.append(warning(entry.position, "featured-before",
+                               f'"{entry.title}" was already featured in {month_name(month)} '
+                               f"({other.as_posix()})"))
+    return out
