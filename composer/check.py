@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from composer.diagnostics import Diagnostic, Severity, sort_and_dedupe
-from composer.model import Issue
+from composer.diagnostics import Diagnostic, Severity, error, sort_and_dedupe
+from composer.model import Issue, Position
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,10 @@ class CheckResult:
     def summary(self) -> str:
         sections = len(self.issue.sections)
         entries = len(self.issue.entries)
-        return (f"{self.path}: {_n(sections, 'section')}, {_n(entries, 'entry', 'entries')}, "
-                f"{_n(self.errors, 'error')}, {_n(self.warnings, 'warning')}")
+        return (
+            f"{self.path}: {_n(sections, 'section')}, {_n(entries, 'entry', 'entries')}, "
+            f"{_n(self.errors, 'error')}, {_n(self.warnings, 'warning')}"
+        )
 
     def as_json(self) -> dict:
         return {
@@ -38,14 +40,37 @@ class CheckResult:
         }
 
 
-def check_file(path: Path | str, settings=None, *, history: bool = True,
-               render_size: bool = True, text: str | None = None) -> CheckResult:
+def check_file(
+    path: Path | str,
+    settings=None,
+    *,
+    history: bool = True,
+    render_size: bool = True,
+    text: str | None = None,
+) -> CheckResult:
     """Every problem in one issue file. `settings` enables the rendered-size check;
     `history` compares links with the earlier issues in the same folder."""
     from composer.readers import read_issue
     from composer.validate import validate
 
     path = Path(path)
+    if text is None:
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            return CheckResult(
+                str(path),
+                Issue("", "", position=Position(str(path))),
+                [
+                    error(
+                        Position(str(path), line, 1),
+                        "encoding",
+                        f"byte {raw[exc.start]:#04x} is not UTF-8: save the file as UTF-8",
+                    )
+                ],
+            )
     result = read_issue(path, text)
     issue = result.issue
     diagnostics = list(result.diagnostics) + validate(issue)
@@ -73,3 +98,47 @@ def _has_errors(diagnostics: list[Diagnostic]) -> bool:
 
 def _n(count: int, singular: str, plural: str | None = None) -> str:
     return f"{count} {singular if count == 1 else (plural or singular + 's')}"
+
+
+@dataclass(frozen=True)
+class Fix:
+    old: str
+    new: str
+    count: int
+
+
+def fix_tracking(path: Path | str) -> tuple[list[Fix], list[str]]:
+    """Remove tracking parameters from every URL in the file, in place.
+
+    Only the URLs change: every other byte of the file stays as it was. Returns what was
+    replaced and the URLs that could not be found verbatim in the source (e.g. folded
+    across lines in YAML) and so were left for the editor.
+    """
+    import re
+
+    from composer import links
+    from composer.readers import read_issue
+
+    path = Path(path)
+    raw = path.read_bytes()
+    text = raw.decode("utf-8")
+    issue = read_issue(path, text).issue
+    urls = [e.url for e in issue.entries] + [link.url for link in issue.links]
+    for para in issue.intro + issue.highlights + tuple(p for e in issue.entries for p in e.summary):
+        urls += [link.url for link in para.links]
+    fixes: list[Fix] = []
+    missed: list[str] = []
+    # Longest first, and never inside a longer URL: a URL may be a prefix of another.
+    for old in sorted({u for u in urls if links.tracking_params(u)}, key=len, reverse=True):
+        new = links.strip_tracking(old)
+        pattern = re.compile(re.escape(old) + r"(?![^\s<>`\"'\]\)])")
+        text, count = pattern.subn(lambda _m, new=new: new, text)
+        if count:
+            fixes.append(Fix(old, new, count))
+        else:
+            missed.append(old)
+    if fixes:
+        tmp = path.with_name(f".{path.name}.fix")
+        tmp.write_bytes(text.encode("utf-8"))
+        tmp.replace(path)  # atomic: the file is either as it was or fully fixed
+    return fixes, missed

@@ -28,8 +28,13 @@ class IssueHasErrors(ComposerError):
     def __init__(self, path: str, diagnostics: list) -> None:
         self.path = path
         self.diagnostics = diagnostics
-        count = sum(1 for d in diagnostics if str(d.severity) == "error")
-        super().__init__(f"{path}: {count} error{'s' if count != 1 else ''}; fix them first")
+        self.errors = [d for d in diagnostics if str(d.severity) == "error"]
+        count = len(self.errors)
+        listing = "".join(f"\n{d}" for d in self.errors)
+        super().__init__(
+            f"{path} has {count} error{'s' if count != 1 else ''}; fix "
+            f"{'them' if count != 1 else 'it'} first (see `newsletter check`):{listing}"
+        )
 
 
 class FileExists(ComposerError):

@@ -9,6 +9,7 @@ from composer import links
 from composer.diagnostics import Diagnostic, warning
 from composer.model import Issue
 from composer.months import month_name
+from composer.validate import PLACEHOLDER_HOST
 
 
 def issue_files(directory: Path) -> list[Path]:
@@ -37,6 +38,8 @@ def earlier_links(issue: Issue, path: Path, directory: Path) -> dict[str, tuple[
         if not earlier.month or not issue.month or earlier.month >= issue.month:
             continue
         for entry in earlier.entries:
+            if PLACEHOLDER_HOST in entry.url:
+                continue  # an unfinished issue's TODO entries are not history
             key = links.normalize(entry.url)
             if key not in index or index[key][0] < earlier.month:
                 index[key] = (earlier.month, other)
@@ -51,7 +54,12 @@ def history_diagnostics(issue: Issue, index: dict[str, tuple[str, Path]]) -> lis
         if key in index and key not in warned:
             warned.add(key)
             month, other = index[key]
-            out.append(warning(entry.position, "featured-before",
-                               f'"{entry.title}" was already featured in {month_name(month)} '
-                               f"({other.as_posix()})"))
+            out.append(
+                warning(
+                    entry.position,
+                    "featured-before",
+                    f'"{entry.title}" was already featured in {month_name(month)} '
+                    f"({other.as_posix()})",
+                )
+            )
     return out

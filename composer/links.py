@@ -18,11 +18,12 @@ TRACKING_PARAMS = frozenset(
 )  # fmt: skip
 TRACKING_PREFIXES = ("utm_",)
 
-_ARXIV = re.compile(
-    r"^(?:www\.|export\.)?arxiv\.org$", re.IGNORECASE
+_ARXIV = re.compile(r"^(?:www\.|export\.)?arxiv\.org$", re.IGNORECASE)
+_ARXIV_PATH = re.compile(
+    r"^/(?:abs|pdf|html)/(?P<id>[a-z\-]*/?\d{4}\.\d{4,5}|[a-z\-]+/\d{7})"
+    r"(?:v\d+)?(?:\.pdf)?/?$",
+    re.IGNORECASE,
 )
-_ARXIV_PATH = re.compile(r"^/(?:abs|pdf|html)/(?P<id>[a-z\-]*/?\d{4}\.\d{4,5}|[a-z\-]+/\d{7})"
-                         r"(?:v\d+)?(?:\.pdf)?/?$", re.IGNORECASE)
 
 
 def is_tracking_param(name: str) -> bool:

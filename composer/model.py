@@ -8,7 +8,6 @@ equal to the original even though every line number moved.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class Link:
     url: str
 
 
-Inline = Union[Text, Emphasis, Strong, Literal, Link]
+Inline = Text | Emphasis | Strong | Literal | Link
 
 
 @dataclass(frozen=True)

@@ -35,40 +35,77 @@ def validate(issue: Issue) -> list[Diagnostic]:
 def _check_heading(issue: Issue, out: list[Diagnostic]) -> None:
     pos = issue.position
     if not issue.title:
-        out.append(error(pos, "no-title", 'the issue has no title: start it with a title such '
-                         'as "The CoVar Zeitgeist: May, 2025" underlined with ='))
+        out.append(
+            error(
+                pos,
+                "no-title",
+                "the issue has no title: start it with a title such "
+                'as "The CoVar Zeitgeist: May, 2025" underlined with =',
+            )
+        )
     elif not issue.month:
-        out.append(error(pos, "no-month", f'the title "{issue.title}" does not name the month: '
-                         'end it with "Month, YYYY", e.g. "May, 2025"'))
+        out.append(
+            error(
+                pos,
+                "no-month",
+                f'the title "{issue.title}" does not name the month: '
+                'end it with "Month, YYYY", e.g. "May, 2025"',
+            )
+        )
     if issue.month:
         stem = Path(pos.path).stem
         if re.fullmatch(r"\d{4}-\d{2}", stem) and stem != issue.month:
-            out.append(warning(pos, "month-mismatch", f"the title says {issue.month} but the "
-                               f"file is named {stem}: rename one so they agree"))
+            out.append(
+                warning(
+                    pos,
+                    "month-mismatch",
+                    f"the title says {issue.month} but the "
+                    f"file is named {stem}: rename one so they agree",
+                )
+            )
 
 
 def _check_sections(issue: Issue, out: list[Diagnostic]) -> None:
     if not issue.sections:
-        out.append(error(issue.position, "no-sections",
-                         "the issue has no sections: add one, e.g. Featured, with its entries"))
+        out.append(
+            error(
+                issue.position,
+                "no-sections",
+                "the issue has no sections: add one, e.g. Featured, with its entries",
+            )
+        )
     seen: dict[str, Position] = {}
     for section in issue.sections:
         key = " ".join(section.title.lower().split())
         if key in seen:
-            out.append(error(section.position, "duplicate-section",
-                             f'section "{section.title}" appears twice (first at line '
-                             f"{seen[key].line}): merge them"))
+            out.append(
+                error(
+                    section.position,
+                    "duplicate-section",
+                    f'section "{section.title}" appears twice (first at line '
+                    f"{seen[key].line}): merge them",
+                )
+            )
         else:
             seen[key] = section.position
         if not section.all_entries:
-            out.append(error(section.position, "empty-section",
-                             f'section "{section.title}" has no entries: add one or remove '
-                             "the section"))
+            out.append(
+                error(
+                    section.position,
+                    "empty-section",
+                    f'section "{section.title}" has no entries: add one or remove the section',
+                )
+            )
         for group in section.groups:
             if not group.entries:
-                out.append(error(group.position, "empty-section",
-                                 f"date {group.date} in section \"{section.title}\" has no "
-                                 "entries: add one or remove the date"))
+                out.append(
+                    error(
+                        group.position,
+                        "empty-section",
+                        f'date {group.date} in section "{section.title}" has no '
+                        "entries: add one or remove the date",
+                    )
+                )
 
 
 def _check_entries(issue: Issue, out: list[Diagnostic]) -> None:
@@ -76,15 +113,19 @@ def _check_entries(issue: Issue, out: list[Diagnostic]) -> None:
         pos = entry.position
         label = f'"{entry.title}"' if entry.title else "an entry"
         if not entry.title:
-            out.append(error(pos, "entry-no-title",
-                             "an entry has no title: give its link a text"))
+            out.append(error(pos, "entry-no-title", "an entry has no title: give its link a text"))
         if entry.url:
             _check_url(entry.url, pos, out)
         elif entry.title:  # an entry without title or URL is reported once, above
             out.append(error(pos, "entry-no-url", f"entry {label} has no URL"))
         if not any(p.plain.strip() for p in entry.summary):
-            out.append(error(pos, "entry-no-summary",
-                             f"entry {label} has no summary: add a line or two about it"))
+            out.append(
+                error(
+                    pos,
+                    "entry-no-summary",
+                    f"entry {label} has no summary: add a line or two about it",
+                )
+            )
         for para in entry.summary:
             for link in para.links:
                 _check_url(link.url, para.position, out)
@@ -103,12 +144,22 @@ def _check_url(url: str, pos: Position, out: list[Diagnostic]) -> None:
     tracking = links.tracking_params(url)
     if tracking:
         names = ", ".join(dict.fromkeys(tracking))
-        out.append(warning(pos, "tracking-param",
-                           f"URL {_short(url)} carries tracking parameters ({names}): "
-                           "`newsletter check --fix` removes them"))
+        out.append(
+            warning(
+                pos,
+                "tracking-param",
+                f"URL {_short(url)} carries tracking parameters ({names}): "
+                "`newsletter check --fix` removes them",
+            )
+        )
     if url.lower().startswith("http://"):
-        out.append(warning(pos, "insecure-url",
-                           f"URL {_short(url)} uses http://: use https:// if the site has it"))
+        out.append(
+            warning(
+                pos,
+                "insecure-url",
+                f"URL {_short(url)} uses http://: use https:// if the site has it",
+            )
+        )
 
 
 def _check_link_titles(issue: Issue, out: list[Diagnostic]) -> None:
@@ -121,10 +172,15 @@ def _check_link_titles(issue: Issue, out: list[Diagnostic]) -> None:
         key = " ".join(entry.title.lower().split())
         earlier = first.setdefault(key, entry)
         if earlier is not entry and earlier.url != entry.url:
-            out.append(error(entry.position, "link-title-conflict",
-                             f'link title "{entry.title}" points at {_short(entry.url)} here '
-                             f"but at {_short(earlier.url)} on line {earlier.position.line}: "
-                             "give one of them another title or the same URL"))
+            out.append(
+                error(
+                    entry.position,
+                    "link-title-conflict",
+                    f'link title "{entry.title}" points at {_short(entry.url)} here '
+                    f"but at {_short(earlier.url)} on line {earlier.position.line}: "
+                    "give one of them another title or the same URL",
+                )
+            )
 
 
 def _check_repeated_links(issue: Issue, out: list[Diagnostic]) -> None:
@@ -141,10 +197,15 @@ def _check_repeated_links(issue: Issue, out: list[Diagnostic]) -> None:
                 continue
             section_title, earlier = first[key]
             if section_title != section.title and earlier.summary != entry.summary:
-                out.append(warning(entry.position, "summary-mismatch",
-                                   f'"{entry.title}" is also in section "{section_title}" '
-                                   f"(line {earlier.position.line}) with a different summary: "
-                                   "make them the same or drop one"))
+                out.append(
+                    warning(
+                        entry.position,
+                        "summary-mismatch",
+                        f'"{entry.title}" is also in section "{section_title}" '
+                        f"(line {earlier.position.line}) with a different summary: "
+                        "make them the same or drop one",
+                    )
+                )
 
 
 def _check_highlights(issue: Issue, out: list[Diagnostic]) -> None:
@@ -153,10 +214,15 @@ def _check_highlights(issue: Issue, out: list[Diagnostic]) -> None:
         return
     count, entries = len(issue.highlights), len(featured.all_entries)
     if count != entries:
-        out.append(warning(issue.highlights[0].position, "highlight-count",
-                           f"{count} highlight{'s' if count != 1 else ''} but {entries} "
-                           f"Featured entr{'ies' if entries != 1 else 'y'}: one highlight "
-                           "per Featured paper"))
+        out.append(
+            warning(
+                issue.highlights[0].position,
+                "highlight-count",
+                f"{count} highlight{'s' if count != 1 else ''} but {entries} "
+                f"Featured entr{'ies' if entries != 1 else 'y'}: one highlight "
+                "per Featured paper",
+            )
+        )
 
 
 def _check_placeholders(issue: Issue, out: list[Diagnostic]) -> None:
@@ -173,9 +239,14 @@ def _check_placeholders(issue: Issue, out: list[Diagnostic]) -> None:
 
     for pos, text in texts():
         if PLACEHOLDER.search(text) or PLACEHOLDER_HOST in text:
-            out.append(error(pos, "placeholder",
-                             "unfinished placeholder left by `newsletter new`: replace the "
-                             "TODO text (and any example.invalid link) or delete the line"))
+            out.append(
+                error(
+                    pos,
+                    "placeholder",
+                    "unfinished placeholder left by `newsletter new`: replace the "
+                    "TODO text (and any example.invalid link) or delete the line",
+                )
+            )
 
 
 def _para_text(para: Paragraph) -> str:

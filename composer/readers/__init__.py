@@ -32,8 +32,9 @@ def reader_for(path: Path | str) -> Reader:
         return _REGISTRY[ext]()
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise UnsupportedFormat(f"{path}: no reader for {ext or 'files without an extension'}"
-                                f" (known: {known})") from None
+        raise UnsupportedFormat(
+            f"{path}: no reader for {ext or 'files without an extension'} (known: {known})"
+        ) from None
 
 
 def read_issue(path: Path | str, text: str | None = None) -> ReadResult:

@@ -151,15 +151,22 @@ class _IssueBuilder:
             elif isinstance(child, nodes.subtitle):
                 # docutils promotes a lone leading subsection to a subtitle; it was
                 # meant as a section.
-                self.unexpected(child, "before the first section",
-                                "add the intro or another section so it stays a section")
+                self.unexpected(
+                    child,
+                    "before the first section",
+                    "add the intro or another section so it stays a section",
+                )
             else:
-                self.unexpected(child, "in the intro",
-                                "the intro holds paragraphs, one bullet list of highlights "
-                                "and a paragraph of publisher links")
+                self.unexpected(
+                    child,
+                    "in the intro",
+                    "the intro holds paragraphs, one bullet list of highlights "
+                    "and a paragraph of publisher links",
+                )
         month = month_from_title(title)
-        return Issue(title, month, tuple(intro), tuple(highlights), tuple(links),
-                     tuple(sections), title_pos)
+        return Issue(
+            title, month, tuple(intro), tuple(highlights), tuple(links), tuple(sections), title_pos
+        )
 
     def title_pos(self, title: nodes.title) -> Position:
         # docutils gives a title the line of its underline; editors look for the text.
@@ -179,18 +186,25 @@ class _IssueBuilder:
             elif isinstance(child, nodes.paragraph):
                 entries.extend(self.split_entries(child))
             elif isinstance(child, nodes.section):
-                self.unexpected(child, f'inside section "{title}"',
-                                "sections do not nest: underline its title like the others")
+                self.unexpected(
+                    child,
+                    f'inside section "{title}"',
+                    "sections do not nest: underline its title like the others",
+                )
             elif isinstance(child, (nodes.system_message, nodes.target, nodes.comment)):
                 continue
             else:
-                self.unexpected(child, f'in section "{title}"',
-                                "write each entry as `Title <URL>`_ followed by its summary "
-                                "indented on the next line")
+                self.unexpected(
+                    child,
+                    f'in section "{title}"',
+                    "write each entry as `Title <URL>`_ followed by its summary "
+                    "indented on the next line",
+                )
         return Section(title, tuple(entries), tuple(groups), self.title_pos(title_node))
 
-    def definition_item(self, item: nodes.definition_list_item, entries: list[Entry],
-                        groups: list[DatedGroup]) -> None:
+    def definition_item(
+        self, item: nodes.definition_list_item, entries: list[Entry], groups: list[DatedGroup]
+    ) -> None:
         term = next((c for c in item.children if isinstance(c, nodes.term)), None)
         definition = next((c for c in item.children if isinstance(c, nodes.definition)), None)
         body = list(definition.children) if definition is not None else []
@@ -204,9 +218,12 @@ class _IssueBuilder:
                     for sub in child.children:
                         self.definition_item(sub, dated, [])
                 elif not isinstance(child, nodes.system_message):
-                    self.unexpected(child, f"under date {term_text}",
-                                    "list the date's entries as `Title <URL>`_ lines, each "
-                                    "followed by its summary")
+                    self.unexpected(
+                        child,
+                        f"under date {term_text}",
+                        "list the date's entries as `Title <URL>`_ lines, each "
+                        "followed by its summary",
+                    )
             groups.append(DatedGroup(term_text, tuple(dated), self.pos(term)))
             return
         link = _leading_link(term) if term is not None else None
@@ -219,9 +236,11 @@ class _IssueBuilder:
         if link is None:
             # Keep the entry so later checks see it, and say what is missing.
             self.diagnostics.append(
-                error(self.pos(term), "entry-no-url",
-                      f'entry "{term_text}" has no link: write its title as '
-                      "`Title <https://...>`_")
+                error(
+                    self.pos(term),
+                    "entry-no-url",
+                    f'entry "{term_text}" has no link: write its title as `Title <https://...>`_',
+                )
             )
             entries.append(Entry(term_text, "", tuple(summary), self.pos(term)))
             return
@@ -264,9 +283,12 @@ class _IssueBuilder:
         close()
         if any(n.astext().strip() for n in leading_text):
             self.diagnostics.append(
-                error(self.pos(paragraph), "entry-no-url",
-                      f'text "{_snippet(paragraph.astext())}" is not led by a link: start each '
-                      "entry with `Title <https://...>`_")
+                error(
+                    self.pos(paragraph),
+                    "entry-no-url",
+                    f'text "{_snippet(paragraph.astext())}" is not led by a link: start each '
+                    "entry with `Title <https://...>`_",
+                )
             )
         return entries
 
@@ -371,14 +393,20 @@ def parse_inline_paragraphs(text: str, start: Position) -> tuple[list[Paragraph]
             out.append(Paragraph(_inlines(child), Position(start.path, line, start.column)))
         elif not isinstance(child, (nodes.system_message, nodes.target, nodes.comment)):
             what = child.tagname.replace("_", " ")
-            problems.append(error(Position(start.path, line, start.column), "unexpected-content",
-                                  f"unexpected {what} in text: write plain paragraphs"))
+            problems.append(
+                error(
+                    Position(start.path, line, start.column),
+                    "unexpected-content",
+                    f"unexpected {what} in text: write plain paragraphs",
+                )
+            )
     for message in messages:
         if message["level"] >= 2:
             d = _from_docutils(message, start.path)
             line = d.position.line + offset
-            problems.append(Diagnostic(Position(start.path, line, start.column), d.severity,
-                                       d.code, d.message))
+            problems.append(
+                Diagnostic(Position(start.path, line, start.column), d.severity, d.code, d.message)
+            )
     return out, problems
 
 

@@ -48,8 +48,13 @@ class YamlReader(Reader):
         builder = _Builder(path, diagnostics)
         data = builder.plain(root) if root is not None else None
         if not isinstance(data, dict):
-            diagnostics.append(error(Position(path), "syntax",
-                                     "an issue is a mapping with title, sections and entries"))
+            diagnostics.append(
+                error(
+                    Position(path),
+                    "syntax",
+                    "an issue is a mapping with title, sections and entries",
+                )
+            )
             return ReadResult(Issue("", "", position=Position(path)), diagnostics)
         builder.validate_schema(root, data)
         return ReadResult(builder.issue(root, data), diagnostics)
@@ -74,8 +79,13 @@ class _Builder:
             for key_node, value_node in node.value:
                 key = str(key_node.value)
                 if key in out:
-                    self.diagnostics.append(error(self.pos(key_node), "duplicate-key",
-                                                  f'key "{key}" appears twice in this mapping'))
+                    self.diagnostics.append(
+                        error(
+                            self.pos(key_node),
+                            "duplicate-key",
+                            f'key "{key}" appears twice in this mapping',
+                        )
+                    )
                 out[key] = self.plain(value_node)
             return out
         if isinstance(node, yaml.SequenceNode):
@@ -99,11 +109,15 @@ class _Builder:
                 for key_node, _ in node.value:
                     key = str(key_node.value)
                     if key not in known:
-                        self.diagnostics.append(error(self.pos(key_node), "unknown-key",
-                                                      _unknown_key(key, known, where)))
+                        self.diagnostics.append(
+                            error(
+                                self.pos(key_node), "unknown-key", _unknown_key(key, known, where)
+                            )
+                        )
             else:
-                self.diagnostics.append(error(self.pos(node), "schema",
-                                              f"{where}: {_schema_message(err)}"))
+                self.diagnostics.append(
+                    error(self.pos(node), "schema", f"{where}: {_schema_message(err)}")
+                )
 
     # --- plain data -> model ------------------------------------------------------------
 
@@ -137,9 +151,11 @@ class _Builder:
             title=_text(data.get("title")),
             entries=self.entries(nodes.get("entries"), data.get("entries")),
             groups=tuple(
-                DatedGroup(_text(item.get("date")),
-                           self.entries(_children(gnode).get("entries"), item.get("entries")),
-                           self.pos(gnode))
+                DatedGroup(
+                    _text(item.get("date")),
+                    self.entries(_children(gnode).get("entries"), item.get("entries")),
+                    self.pos(gnode),
+                )
                 for gnode, item in _pairs(nodes.get("groups"), data.get("groups"))
                 if isinstance(item, dict)
             ),
@@ -230,10 +246,12 @@ def _schema_message(err) -> str:
     if err.validator == "type":
         expected = err.validator_value
         names = {"string": "text", "array": "a list", "object": "a mapping"}
-        wanted = " or ".join(names.get(t, t) for t in ([expected] if isinstance(expected, str)
-                                                        else expected))
+        wanted = " or ".join(
+            names.get(t, t) for t in ([expected] if isinstance(expected, str) else expected)
+        )
         return f"expected {wanted}"
     if err.validator == "pattern":
         description = err.schema.get("description", "")
-        return f"{err.instance!r} does not match the expected form{': ' + description if description else ''}"
+        hint = f": {description}" if description else ""
+        return f"{err.instance!r} does not match the expected form{hint}"
     return err.message
