@@ -1,0 +1,133 @@
+"""The database schema and its migrations, run in order on open (`PRAGMA user_version`).
+
+Never edit a released migration: append a new one. An old database is upgraded in place,
+inside one transaction, so a failed upgrade leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Callable
+
+from composer.subscribers.addresses import email_key
+
+STATUSES = ("active", "unsubscribed", "bounced", "complained")
+
+
+def _v1_initial(db: sqlite3.Connection, default_list: str, now: str) -> None:
+    """The first, simpler schema: one table, no lists, no tokens, case-sensitive emails."""
+    db.execute(
+        """
+        CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'active',
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+
+
+def _v2_lists_tokens_history(db: sqlite3.Connection, default_list: str, now: str) -> None:
+    """Case-insensitive uniqueness, status provenance, tokens, lists and a status history."""
+    db.create_function("email_key", 1, email_key, deterministic=True)
+    db.create_function("new_token", 0, lambda: secrets.token_urlsafe(16))
+    statuses = ", ".join(f"'{s}'" for s in STATUSES)
+    db.execute(
+        f"""
+        CREATE TABLE subscribers_v2 (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,
+            email_key TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (status IN ({statuses})),
+            status_at TEXT NOT NULL,
+            status_how TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            token TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    # v1 allowed Bob@ and bob@ side by side: merge them into the oldest row. If any of them
+    # had left, the merged subscriber stays out, with the strongest reason (complained >
+    # bounced > unsubscribed); statuses v1 did not define count as unsubscribed, not active.
+    db.execute(
+        """
+        WITH ranked AS (
+            SELECT *, email_key(email) AS k,
+                   row_number() OVER (PARTITION BY email_key(email) ORDER BY id) AS rn,
+                   CASE status WHEN 'active' THEN 0 WHEN 'bounced' THEN 2
+                               WHEN 'complained' THEN 3 ELSE 1 END AS severity
+            FROM subscribers
+        ), merged AS (
+            SELECT k, max(severity) AS severity, min(created_at) AS created_at,
+                   max(CASE WHEN name <> '' THEN name END) AS any_name
+            FROM ranked GROUP BY k
+        )
+        INSERT INTO subscribers_v2
+            (id, email, email_key, name, status, status_at, status_how, source, token,
+             created_at)
+        SELECT r.id, r.email, r.k, coalesce(nullif(r.name, ''), m.any_name, ''),
+               CASE m.severity WHEN 0 THEN 'active' WHEN 1 THEN 'unsubscribed'
+                               WHEN 2 THEN 'bounced' ELSE 'complained' END,
+               :now, 'migrated from v1', 'v1', new_token(), m.created_at
+        FROM ranked r JOIN merged m ON m.k = r.k
+        WHERE r.rn = 1
+        ORDER BY r.id
+        """,
+        {"now": now},
+    )
+    db.execute("DROP TABLE subscribers")
+    db.execute("ALTER TABLE subscribers_v2 RENAME TO subscribers")
+    # Created after the rename so that their references name the final table.
+    for ddl in _V2_TABLES:
+        db.execute(ddl)
+    db.execute(
+        "INSERT INTO status_events (subscriber_id, status, at, how, source) "
+        "SELECT id, status, status_at, status_how, source FROM subscribers"
+    )
+    db.execute("INSERT INTO lists (name, created_at) VALUES (?, ?)", (default_list, now))
+    db.execute(
+        "INSERT INTO memberships (list_id, subscriber_id, added_at) "
+        "SELECT (SELECT id FROM lists WHERE name = ?), id, created_at FROM subscribers",
+        (default_list,),
+    )
+
+
+_V2_TABLES = (
+    """
+    CREATE TABLE lists (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE memberships (
+        list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (list_id, subscriber_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX memberships_subscriber ON memberships(subscriber_id)",
+    """
+    CREATE TABLE status_events (
+        id INTEGER PRIMARY KEY,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+        status TEXT NOT NULL,
+        at TEXT NOT NULL,
+        how TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT ''
+    )
+    """,
+    "CREATE INDEX status_events_subscriber ON status_events(subscriber_id)",
+)
+
+Migration = Callable[[sqlite3.Connection, str, str], None]
+# Index i holds the step from version i to version i + 1.
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_lists_tokens_history]
+VERSION = len(MIGRATIONS)

@@ -1,0 +1,444 @@
+"""The subscriber store: one SQLite file, opened with migrations, every write a transaction."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+from composer.subscribers.addresses import email_key, normalize
+from composer.subscribers.errors import (
+    AlreadySuppressed,
+    DatabaseError,
+    InvalidAddress,
+    SubscriberError,
+    UnknownList,
+    UnknownSubscriber,
+)
+from composer.subscribers.schema import MIGRATIONS, STATUSES, VERSION
+
+LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+BUSY_TIMEOUT_S = 10.0
+_SUBSCRIBER_COLUMNS = (
+    "s.id, s.email, s.name, s.status, s.status_at, s.status_how, s.source, s.token, "
+    "s.created_at, (SELECT group_concat(l.name, ' ') FROM memberships m "
+    "JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id)"
+)
+
+
+class Recipient(NamedTuple):
+    """What the dispatcher needs per message; small, so batches stay cheap."""
+
+    id: int
+    email: str
+    name: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    status: str
+    status_at: str
+    status_how: str
+    source: str
+    token: str
+    created_at: str
+    lists: tuple[str, ...]
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Subscriber:
+        return cls(*row[:9], lists=tuple(sorted((row[9] or "").split())))
+
+
+class StatusEvent(NamedTuple):
+    status: str
+    at: str
+    how: str
+    source: str
+
+
+class ListInfo(NamedTuple):
+    name: str
+    active: int
+    total: int
+    created_at: str
+
+
+class AddResult(NamedTuple):
+    subscriber: Subscriber
+    outcome: str  # added | updated | unchanged | resubscribed
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_token() -> str:
+    """The secret in a subscriber's unsubscribe link (signed by the sender, a later stage)."""
+    return secrets.token_urlsafe(16)
+
+
+def open_store(
+    path: Path | str, default_list: str = "zeitgeist", clock: Callable[[], str] = utc_now
+) -> SubscriberStore:
+    """Open (creating or upgrading) the database at `path`."""
+    return SubscriberStore(Path(path), default_list, clock)
+
+
+class SubscriberStore:
+    """The subscriber list. Use as a context manager, or call close()."""
+
+    def __init__(self, path: Path, default_list: str, clock: Callable[[], str]) -> None:
+        self.path, self.default_list, self.clock = path, default_list, clock
+        check_list_name(default_list)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: transactions are explicit (see _write), never implicit.
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed unsubscribe must survive a power cut, not only a crash.
+            self.db.execute("PRAGMA synchronous = FULL")
+            self.db.create_function("email_key", 1, email_key, deterministic=True)
+            self.db.create_function("new_token", 0, new_token)
+            self._migrate()
+            self.db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"{path}: cannot open the subscriber database: {exc}") from None
+        if self._list_id(default_list) is None:
+            self.create_list(default_list)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> SubscriberStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; IMMEDIATE so it waits for other writers up front."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        if self.schema_version == VERSION:
+            return
+        with self.write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > VERSION:
+                raise DatabaseError(
+                    f"{self.path}: schema version {version} is newer than this composer "
+                    f"understands ({VERSION}); upgrade composer"
+                )
+            now = self.clock()
+            for step in MIGRATIONS[version:]:
+                step(db, self.default_list, now)
+            if version != VERSION:
+                db.execute(f"PRAGMA user_version = {VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # -- lists -------------------------------------------------------------------------
+
+    def _list_id(self, name: str) -> int | None:
+        row = self.db.execute("SELECT id FROM lists WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def list_id(self, name: str | None) -> int:
+        """The id of list `name` (default: the default list); UnknownList names the others."""
+        name = name or self.default_list
+        found = self._list_id(name)
+        if found is None:
+            known = ", ".join(info.name for info in self.lists()) or "none"
+            raise UnknownList(
+                f"no list named {name!r} in {self.path} (lists: {known}); "
+                f"create it with: newsletter subscribers lists --create {name}"
+            )
+        return found
+
+    def create_list(self, name: str) -> bool:
+        """Create list `name`; False if it already existed."""
+        check_list_name(name)
+        with self.write() as db:
+            cur = db.execute(
+                "INSERT INTO lists (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (name, self.clock()),
+            )
+            return cur.rowcount == 1
+
+    def lists(self) -> list[ListInfo]:
+        rows = self.db.execute(
+            """
+            SELECT l.name, count(s.id) FILTER (WHERE s.status = 'active'), count(s.id),
+                   l.created_at
+            FROM lists l
+            LEFT JOIN memberships m ON m.list_id = l.id
+            LEFT JOIN subscribers s ON s.id = m.subscriber_id
+            GROUP BY l.id ORDER BY l.name
+            """
+        ).fetchall()
+        return [ListInfo(*row) for row in rows]
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, who: str | int) -> Subscriber | None:
+        """A subscriber by email (any case) or id."""
+        if isinstance(who, int):
+            where, arg = "s.id = ?", who
+        else:
+            where, arg = "s.email_key = ?", lookup_key(who)
+        row = self.db.execute(
+            f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers s WHERE {where}", (arg,)
+        ).fetchone()
+        return Subscriber.from_row(row) if row else None
+
+    def get_by_token(self, token: str) -> Subscriber | None:
+        """The subscriber an unsubscribe link belongs to."""
+        row = self.db.execute(
+            f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.token = ?", (token,)
+        ).fetchone()
+        return Subscriber.from_row(row) if row else None
+
+    def require(self, who: str | int) -> Subscriber:
+        found = self.get(who)
+        if found is None:
+            raise UnknownSubscriber(f"{who}: no such subscriber in {self.path}")
+        return found
+
+    def history(self, who: str | int) -> list[StatusEvent]:
+        """Every status the subscriber has had: when, how, from where; oldest first."""
+        sub = self.require(who)
+        rows = self.db.execute(
+            "SELECT status, at, how, source FROM status_events WHERE subscriber_id = ? "
+            "ORDER BY id",
+            (sub.id,),
+        ).fetchall()
+        return [StatusEvent(*row) for row in rows]
+
+    def count(self, list_name: str | None = None, *, all_lists: bool = False) -> dict[str, int]:
+        """Subscribers per status on one list (default list), or on any list if all_lists."""
+        counts = dict.fromkeys(STATUSES, 0)
+        if all_lists:
+            rows = self.db.execute("SELECT status, count(*) FROM subscribers GROUP BY status")
+        else:
+            rows = self.db.execute(
+                "SELECT s.status, count(*) FROM memberships m "
+                "JOIN subscribers s ON s.id = m.subscriber_id WHERE m.list_id = ? "
+                "GROUP BY s.status",
+                (self.list_id(list_name),),
+            )
+        for status, n in rows:
+            counts[status] = n
+        return counts
+
+    def iter_recipients(
+        self, list_name: str | None = None, status: str = "active", batch_size: int = 1000
+    ) -> Iterator[Recipient]:
+        """Stream a list's recipients in id order, `batch_size` rows in memory at a time.
+
+        Keyset pagination (id > last id) rather than one long cursor: no read transaction
+        stays open between batches, so unsubscribes and imports can commit meanwhile, and a
+        subscriber who unsubscribes mid-send is skipped by every later batch.
+        """
+        check_status(status)
+        list_id = self.list_id(list_name)
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT s.id, s.email, s.name, s.token FROM memberships m "
+                "JOIN subscribers s ON s.id = m.subscriber_id "
+                "WHERE m.list_id = ? AND m.subscriber_id > ? AND s.status = ? "
+                "ORDER BY m.subscriber_id LIMIT ?",
+                (list_id, last, status, batch_size),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield Recipient(*row)
+            last = rows[-1][0]
+
+    def iter_subscribers(
+        self,
+        list_name: str | None = None,
+        status: str | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[Subscriber]:
+        """Stream full records (for listing and export); list_name None means every list."""
+        if status is not None:
+            check_status(status)
+        where, args = ["s.id > ?"], []
+        if list_name is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM memberships m WHERE m.subscriber_id = s.id "
+                "AND m.list_id = ?)"
+            )
+            args.append(self.list_id(list_name))
+        if status is not None:
+            where.append("s.status = ?")
+            args.append(status)
+        sql = (
+            f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers s WHERE {' AND '.join(where)} "
+            "ORDER BY s.id LIMIT ?"
+        )
+        last = 0
+        while True:
+            rows = self.db.execute(sql, (last, *args, batch_size)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield Subscriber.from_row(row)
+            last = rows[-1][0]
+
+    # -- writing -----------------------------------------------------------------------
+
+    def add(
+        self,
+        email: str,
+        name: str = "",
+        list_name: str | None = None,
+        *,
+        resubscribe: bool = False,
+        how: str = "added",
+        source: str = "cli",
+    ) -> AddResult:
+        """Subscribe `email` to a list. Someone who left is only taken back with resubscribe."""
+        address = normalize(email)
+        name = name.strip()
+        with self.write() as db:
+            list_id = self.list_id(list_name)
+            now = self.clock()
+            current = self.get(address.email)
+            if current is None:
+                cur = db.execute(
+                    "INSERT INTO subscribers (email, email_key, name, status, status_at, "
+                    "status_how, source, token, created_at) "
+                    "VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+                    (address.email, address.key, name, now, how, source, new_token(), now),
+                )
+                sub_id, outcome = cur.lastrowid, "added"
+                self._event(sub_id, "active", how, source)
+            else:
+                sub_id, outcome = current.id, "unchanged"
+                if current.status != "active":
+                    if not resubscribe:
+                        raise AlreadySuppressed(
+                            f"{current.email} {_past(current.status)} on "
+                            f"{current.status_at[:10]} ({current.status_how}); "
+                            "pass --resubscribe only if they asked to be added back"
+                        )
+                    self._set_status(current.id, "active", f"{how} (resubscribed)", source)
+                    outcome = "resubscribed"
+                if name and name != current.name:
+                    db.execute("UPDATE subscribers SET name = ? WHERE id = ?", (name, sub_id))
+                    outcome = "updated" if outcome == "unchanged" else outcome
+            cur = db.execute(
+                "INSERT INTO memberships (list_id, subscriber_id, added_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (list_id, sub_id, now),
+            )
+            if cur.rowcount == 1 and outcome == "unchanged":
+                outcome = "updated"
+        return AddResult(self.require(sub_id), outcome)
+
+    def remove(self, who: str | int, list_name: str | None = None) -> Subscriber:
+        """Take a subscriber off one list, or (list_name None) delete them and their history.
+
+        Deleting forgets that they ever unsubscribed, so a later import would add them
+        again: for "stop mailing me", use unsubscribe(); delete only on erasure requests.
+        """
+        with self.write() as db:
+            sub = self.require(who)
+            if list_name is None:
+                db.execute("DELETE FROM subscribers WHERE id = ?", (sub.id,))
+            else:
+                cur = db.execute(
+                    "DELETE FROM memberships WHERE list_id = ? AND subscriber_id = ?",
+                    (self.list_id(list_name), sub.id),
+                )
+                if cur.rowcount == 0:
+                    raise UnknownSubscriber(f"{sub.email} is not on list {list_name!r}")
+        return sub
+
+    def set_status(
+        self, who: str | int, status: str, *, how: str, source: str = ""
+    ) -> Subscriber:
+        """Record a new status (and when, how, from where). Unchanged status: no new event."""
+        check_status(status)
+        with self.write():
+            sub = self.require(who)
+            if sub.status != status:
+                self._set_status(sub.id, status, how, source)
+        return self.require(sub.id)
+
+    def unsubscribe(
+        self, who: str | int, *, how: str = "unsubscribed", source: str = ""
+    ) -> Subscriber:
+        return self.set_status(who, "unsubscribed", how=how, source=source)
+
+    def mark_bounced(self, who: str | int, *, how: str = "bounce", source: str = "") -> Subscriber:
+        return self.set_status(who, "bounced", how=how, source=source)
+
+    def mark_complained(
+        self, who: str | int, *, how: str = "complaint", source: str = ""
+    ) -> Subscriber:
+        return self.set_status(who, "complained", how=how, source=source)
+
+    def _set_status(self, sub_id: int, status: str, how: str, source: str) -> None:
+        self.db.execute(
+            "UPDATE subscribers SET status = ?, status_at = ?, status_how = ? WHERE id = ?",
+            (status, self.clock(), how, sub_id),
+        )
+        self._event(sub_id, status, how, source)
+
+    def _event(self, sub_id: int, status: str, how: str, source: str) -> None:
+        self.db.execute(
+            "INSERT INTO status_events (subscriber_id, status, at, how, source) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (sub_id, status, self.clock(), how, source),
+        )
+
+
+def lookup_key(who: str) -> str:
+    """The uniqueness key of an address to look up; tolerant of addresses v1 let in."""
+    try:
+        return normalize(who).key
+    except InvalidAddress:
+        return email_key(who.strip())
+
+
+def check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise SubscriberError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
+
+
+def check_list_name(name: str) -> None:
+    if not LIST_NAME.match(name):
+        raise SubscriberError(
+            f"{name!r} is not a valid list name: use lower-case letters, digits, '-' and '_'"
+        )
+
+
+def _past(status: str) -> str:
+    return {"bounced": "bounced", "complained": "complained (marked as spam)"}.get(
+        status, "unsubscribed"
+    )
