@@ -1,0 +1,76 @@
+"""MJML -> HTML (mjml-python, i.e. MRML) -> CSS inlined (premailer).
+
+Both libraries are imported here, lazily, so commands that never render stay fast.
+Only our own `<mj-style>` (it starts with `STYLE_MARKER`) is inlined: MJML's reset and
+responsive blocks stay as they are in the head, exactly as the official renderer
+intends, and inlining them onto every table cell would only add bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+STYLE_MARKER = "/* composer */"
+DOCTYPE = "<!doctype html>"
+# premailer must not turn CSS into presentational attributes (`width=` on a <div> is
+# invalid HTML); MJML already writes the ones Outlook needs.
+_NO_BASIC_ATTRIBUTES = ["align", "valign", "bgcolor", "width", "height"]
+_STYLE_OPEN = re.compile(r"<style(?P<attrs>[^>]*)>(?P<body>.*?)</style>", re.S)
+# Tags before which a newline never changes what a reader sees: block-level boxes, table
+# structure, and the conditional comments around them. Keeps every line far below SMTP's
+# 998-octet limit and makes the expected-output files diffable.
+_BREAK_BEFORE = re.compile(
+    r"(?<!\n)(?=<(?:(?:table|tbody|tr|td|div|h[1-6]|ul|ol|li|p|head|body|style|meta|title)\b"
+    r"|/(?:table|tbody|tr|td|div|ul|ol|head|body)>|!--\[if|!\[endif))"
+)
+
+
+class MjmlError(ValueError):
+    """The MJML the templates produced is invalid: a bug in a template, not the issue."""
+
+
+def mjml_to_html(source: str) -> str:
+    html = _mrml(source)
+    html = _inline_css(html)
+    return _break_lines(html)
+
+
+def _mrml(source: str) -> str:
+    import mjml
+
+    try:
+        return mjml.mjml2html(source, disable_comments=True)
+    except ValueError as exc:  # MRML reports every problem as ValueError
+        raise MjmlError(f"the email template produced invalid MJML: {exc}") from None
+
+
+def _inline_css(html: str) -> str:
+    import cssutils
+    from premailer import Premailer
+
+    cssutils.log.setLevel(logging.CRITICAL)  # it warns about every mso-* property
+
+    def mark(match: re.Match) -> str:
+        if STYLE_MARKER in match["body"] or "data-premailer" in match["attrs"]:
+            return match[0]
+        return f'<style data-premailer="ignore"{match["attrs"]}>{match["body"]}</style>'
+
+    html = _STYLE_OPEN.sub(mark, html)
+    inliner = Premailer(
+        html,
+        strip_important=False,
+        keep_style_tags=True,
+        allow_network=False,
+        allow_loading_external_files=False,
+        disable_basic_attributes=_NO_BASIC_ATTRIBUTES,
+        cssutils_logging_level=logging.CRITICAL,
+        remove_classes=False,
+    )
+    out = inliner.transform(pretty_print=False)
+    out = re.sub(r"^\s*<!doctype[^>]*>\s*", "", out, flags=re.I)
+    return f"{DOCTYPE}\n{out.strip()}\n"
+
+
+def _break_lines(html: str) -> str:
+    return _BREAK_BEFORE.sub("\n", html)
