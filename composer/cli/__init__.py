@@ -73,6 +73,7 @@ def _register() -> None:
     for command in issue_commands.COMMANDS:
         main.add_command(command)
     # Further command modules register here, one line each.
+    from composer.cli.subscribers import subscribers; main.add_command(subscribers)  # noqa: E702, I001
 
 
 _register()

@@ -1,10 +1,10 @@
 """The subscriber list: a SQLite store, its migrations, CSV import and streaming reads.
 
-    with open_store(settings.subscribers_database, settings.default_list) as store:
-        store.add("ann@example.com", name="Ann")
-        report = import_csv(store, "list.csv")
-        for r in store.iter_recipients():   # streams; never the whole list in memory
-            ...
+with open_store(settings.subscribers_database, settings.default_list) as store:
+    store.add("ann@example.com", name="Ann")
+    report = import_csv(store, "list.csv")
+    for r in store.iter_recipients():   # streams; never the whole list in memory
+        ...
 """
 
 from composer.subscribers.addresses import Address, normalize

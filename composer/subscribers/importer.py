@@ -14,6 +14,7 @@ from itertools import islice
 from pathlib import Path
 
 from composer.subscribers.csvimport import CsvRows, InvalidRow, ValidRow
+from composer.subscribers.errors import ImportFileError
 from composer.subscribers.store import SubscriberStore
 
 BATCH_ROWS = 5000
@@ -38,6 +39,24 @@ class ImportReport:
     seconds: float = 0.0
 
 
+class StrictImportFailed(ImportFileError):
+    """--strict and some rows were invalid: nothing was imported."""
+
+    SHOWN = 20
+
+    def __init__(self, report: ImportReport) -> None:
+        self.report = report
+        n = report.invalid
+        lines = [str(e) for e in report.errors[: self.SHOWN]]
+        if n > self.SHOWN:
+            lines.append(f"... and {n - self.SHOWN} more")
+        super().__init__(
+            f"{report.path}: {n} invalid row{'s' if n != 1 else ''}; nothing imported "
+            "(--strict). Fix them, or import without --strict to skip them:\n"
+            + "\n".join(f"  {line}" for line in lines)
+        )
+
+
 def checkpoint(stage: str) -> None:
     """Does nothing; tests replace it to stop an import at a known point (kill tests)."""
 
@@ -48,8 +67,10 @@ def import_csv(
     list_name: str | None = None,
     *,
     resubscribe: bool = False,
+    strict: bool = False,
     source: str | None = None,
 ) -> ImportReport:
+    """Import `path` into `list_name` (default list). With strict, any invalid row stops it."""
     started = time.perf_counter()
     path = Path(path)
     list_name = list_name or store.default_list
@@ -63,6 +84,8 @@ def import_csv(
         with CsvRows(path) as rows:
             valid = _stage(store, rows, report)
             report.rows = rows.rows_read
+        if strict and report.invalid:
+            raise StrictImportFailed(report)
         report.duplicates = valid - db.execute("SELECT count(*) FROM import_rows").fetchone()[0]
         with store.write():
             _merge(store, report, resubscribe, source)

@@ -229,8 +229,7 @@ class SubscriberStore:
         """Every status the subscriber has had: when, how, from where; oldest first."""
         sub = self.require(who)
         rows = self.db.execute(
-            "SELECT status, at, how, source FROM status_events WHERE subscriber_id = ? "
-            "ORDER BY id",
+            "SELECT status, at, how, source FROM status_events WHERE subscriber_id = ? ORDER BY id",
             (sub.id,),
         ).fetchall()
         return [StatusEvent(*row) for row in rows]
@@ -379,9 +378,7 @@ class SubscriberStore:
                     raise UnknownSubscriber(f"{sub.email} is not on list {list_name!r}")
         return sub
 
-    def set_status(
-        self, who: str | int, status: str, *, how: str, source: str = ""
-    ) -> Subscriber:
+    def set_status(self, who: str | int, status: str, *, how: str, source: str = "") -> Subscriber:
         """Record a new status (and when, how, from where). Unchanged status: no new event."""
         check_status(status)
         with self.write():

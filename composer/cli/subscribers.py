@@ -1,0 +1,288 @@
+"""`newsletter subscribers ...`: the subscriber list. Thin: options in, library call, output.
+
+The library (composer.subscribers, sqlite3, email-validator) is imported inside each
+command so that `newsletter --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import click
+
+STATUS_CHOICES = click.Choice(["active", "unsubscribed", "bounced", "complained"])
+SHOWN_ERRORS = 20
+
+
+def _open(ctx: click.Context):
+    from composer.subscribers import open_store
+
+    settings = ctx.obj.settings
+    return open_store(settings.subscribers_database, settings.default_list)
+
+
+def _print_table(table) -> None:
+    """A rich table without its trailing padding, so output can be compared and diffed."""
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=False, record=True, file=io.StringIO())
+    console.print(table)
+    for line in console.export_text().splitlines():
+        click.echo(line.rstrip())
+
+
+def _list_option(help_text: str):
+    return click.option("--list", "list_name", metavar="NAME", help=help_text)
+
+
+@click.group()
+def subscribers() -> None:
+    """The subscriber list: a SQLite file (`subscribers.database` in newsletter.yaml).
+
+    \b
+    Examples:
+      newsletter subscribers add ann@example.com --name "Ann Lee"
+      newsletter subscribers import mailchimp-export.csv
+      newsletter subscribers unsubscribe ann@example.com
+      newsletter subscribers count
+      newsletter subscribers export --status active > active.csv
+    """
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name.")
+@_list_option("The list to add them to (default: subscribers.default_list).")
+@click.option(
+    "--resubscribe",
+    is_flag=True,
+    help="Take back someone who unsubscribed, bounced or complained (only if they asked).",
+)
+@click.pass_context
+def add(ctx: click.Context, email: str, name: str, list_name: str | None, resubscribe: bool):
+    """Subscribe EMAIL to a list.
+
+    \b
+    Example:
+      newsletter subscribers add ann@example.com --name "Ann Lee" --list zeitgeist
+    """
+    with _open(ctx) as store:
+        result = store.add(email, name, list_name, resubscribe=resubscribe)
+        target = list_name or store.default_list
+    sub = result.subscriber
+    message = {
+        "added": f"added {sub.email} to {target}",
+        "updated": f"updated {sub.email} (on {target})",
+        "unchanged": f"{sub.email} is already on {target}; nothing changed",
+        "resubscribed": f"resubscribed {sub.email} (on {target})",
+    }[result.outcome]
+    click.echo(message)
+
+
+@subscribers.command()
+@click.argument("email")
+@_list_option("Take them off this list only, keeping their record.")
+@click.pass_context
+def remove(ctx: click.Context, email: str, list_name: str | None):
+    """Delete EMAIL and its history (erasure requests), or take it off one --list.
+
+    To stop mailing someone, use `unsubscribe`: a deleted address is forgotten, so a later
+    import would add it again.
+
+    \b
+    Examples:
+      newsletter subscribers remove ann@example.com --list zeitgeist
+      newsletter subscribers remove ann@example.com
+    """
+    with _open(ctx) as store:
+        sub = store.remove(email, list_name)
+    if list_name:
+        click.echo(f"removed {sub.email} from {list_name}")
+    else:
+        click.echo(
+            f"deleted {sub.email} and their history (a later import would add them again; "
+            "to stop mailing someone, use unsubscribe)"
+        )
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option(
+    "--status",
+    type=click.Choice(["unsubscribed", "bounced", "complained"]),
+    default="unsubscribed",
+    show_default=True,
+    help="Why they leave.",
+)
+@click.pass_context
+def unsubscribe(ctx: click.Context, email: str, status: str):
+    """Stop mailing EMAIL (on every list), keeping the record so imports leave it out.
+
+    \b
+    Examples:
+      newsletter subscribers unsubscribe ann@example.com
+      newsletter subscribers unsubscribe bob@example.com --status bounced
+    """
+    with _open(ctx) as store:
+        before = store.require(email)
+        sub = store.set_status(email, status, how="cli", source="newsletter subscribers")
+    if before.status == status:
+        click.echo(f"{sub.email} was already {status} (since {sub.status_at[:10]})")
+    else:
+        click.echo(f"{sub.email}: {before.status} -> {status}")
+
+
+@subscribers.command("list")
+@click.option("--status", type=STATUS_CHOICES, help="Only subscribers with this status.")
+@_list_option("Only this list (default: every list).")
+@click.option("--limit", default=50, show_default=True, help="Show at most this many; 0 for all.")
+@click.pass_context
+def list_(ctx: click.Context, status: str | None, list_name: str | None, limit: int):
+    """Show subscribers as a table (`export` writes them all as CSV).
+
+    \b
+    Examples:
+      newsletter subscribers list --status unsubscribed
+      newsletter subscribers list --list zeitgeist --limit 0
+    """
+    from itertools import islice
+
+    from rich.table import Table
+
+    table = Table("Email", "Name", "Status", "Since", "Lists", box=None, pad_edge=False)
+    shown = 0
+    with _open(ctx) as store:
+        rows = store.iter_subscribers(list_name, status)
+        for sub in islice(rows, limit or None):
+            table.add_row(sub.email, sub.name, sub.status, sub.status_at[:10], " ".join(sub.lists))
+            shown += 1
+        counts = store.count(list_name, all_lists=list_name is None)
+    more = (counts[status] if status else sum(counts.values())) - shown
+    if shown:
+        _print_table(table)
+    else:
+        click.echo("no subscribers match")
+    if more:
+        click.echo(f"... and {more} more (--limit 0 shows all; export writes CSV)")
+
+
+@subscribers.command()
+@_list_option("The list to count (default: subscribers.default_list).")
+@click.option("--all", "all_lists", is_flag=True, help="Count everyone, on any list.")
+@click.pass_context
+def count(ctx: click.Context, list_name: str | None, all_lists: bool):
+    """Count subscribers per status.
+
+    \b
+    Examples:
+      newsletter subscribers count
+      newsletter subscribers count --all
+    """
+    with _open(ctx) as store:
+        counts = store.count(list_name, all_lists=all_lists)
+        label = "all lists" if all_lists else (list_name or store.default_list)
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items())
+    click.echo(f"{label}: {parts} ({sum(counts.values())} in all)")
+
+
+@subscribers.command()
+@click.option("--create", metavar="NAME", help="Create a list named NAME.")
+@click.pass_context
+def lists(ctx: click.Context, create: str | None):
+    """Show the lists with their subscriber counts, or --create one.
+
+    \b
+    Examples:
+      newsletter subscribers lists
+      newsletter subscribers lists --create events
+    """
+    from rich.table import Table
+
+    with _open(ctx) as store:
+        if create:
+            created = store.create_list(create)
+            click.echo(f"created list {create}" if created else f"list {create} already exists")
+            return
+        infos = store.lists()
+    table = Table("List", "Active", "All", "Created", box=None, pad_edge=False)
+    for info in infos:
+        table.add_row(info.name, str(info.active), str(info.total), info.created_at[:10])
+    _print_table(table)
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@_list_option("The list to add them to (default: subscribers.default_list).")
+@click.option(
+    "--resubscribe",
+    is_flag=True,
+    help="Also take back those who unsubscribed, bounced or complained. Only if they asked.",
+)
+@click.option("--strict", is_flag=True, help="Import nothing if any row is invalid.")
+@click.pass_context
+def import_(ctx: click.Context, file: Path, list_name: str | None, resubscribe: bool, strict: bool):
+    """Import subscribers from a CSV file (UTF-8; commas or semicolons).
+
+    The header row must name an email column ("email", "Email Address", ...); "name" or
+    "First Name"/"Last Name" columns are used when present. Invalid rows are reported by
+    row number and skipped; duplicates are merged. Nobody who unsubscribed, bounced or
+    complained is subscribed again unless you pass --resubscribe. All or nothing: if the
+    import fails or is interrupted, the list stays as it was.
+
+    \b
+    Examples:
+      newsletter subscribers import subscribers/example.csv
+      newsletter subscribers import export.csv --list events --strict
+    """
+    from composer.subscribers import import_csv
+
+    with _open(ctx) as store:
+        report = import_csv(store, file, list_name, resubscribe=resubscribe, strict=strict)
+    for error in report.errors[:SHOWN_ERRORS]:
+        click.echo(str(error))
+    if report.invalid > SHOWN_ERRORS:
+        click.echo(f"... and {report.invalid - SHOWN_ERRORS} more invalid rows")
+    rows = f"{report.rows} row{'s' if report.rows != 1 else ''}"
+    click.echo(f"imported {file} into {report.list_name}: {rows} in {report.seconds:.1f} s")
+    lines = [
+        ("added", report.added),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+        ("skipped (invalid)", report.invalid),
+        ("skipped (previously unsubscribed, bounced or complained)", report.suppressed),
+        ("duplicates merged", report.duplicates),
+    ]
+    if resubscribe:
+        lines.append(("resubscribed", report.resubscribed))
+    for label, n in lines:
+        click.echo(f"  {label + ':':<58}{n:>8}")
+    if report.suppressed:
+        click.echo(
+            "note: those who left stay out; --resubscribe takes them back (only if they asked)"
+        )
+
+
+@subscribers.command()
+@click.option("--status", type=STATUS_CHOICES, help="Only subscribers with this status.")
+@_list_option("Only this list (default: every list).")
+@click.pass_context
+def export(ctx: click.Context, status: str | None, list_name: str | None):
+    """Write subscribers as CSV to standard output (tokens are secret: never exported).
+
+    \b
+    Examples:
+      newsletter subscribers export > all.csv
+      newsletter subscribers export --status active --list zeitgeist > active.csv
+    """
+    import csv
+    import sys
+
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(
+        ["email", "name", "status", "status_at", "status_how", "source", "created_at", "lists"]
+    )
+    with _open(ctx) as store:
+        for s in store.iter_subscribers(list_name, status):
+            row = [s.email, s.name, s.status, s.status_at, s.status_how, s.source]
+            out.writerow([*row, s.created_at, " ".join(s.lists)])
