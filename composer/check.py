@@ -73,8 +73,10 @@ def check_file(
             )
     result = read_issue(path, text)
     issue = result.issue
-    diagnostics = list(result.diagnostics) + validate(issue)
-    if history:
+    diagnostics = list(result.diagnostics)
+    if result.complete:
+        diagnostics += validate(issue)
+    if history and result.complete:
         from composer.history import earlier_links, history_diagnostics
 
         diagnostics += history_diagnostics(issue, earlier_links(issue, path, path.parent))

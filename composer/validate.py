@@ -39,8 +39,7 @@ def _check_heading(issue: Issue, out: list[Diagnostic]) -> None:
             error(
                 pos,
                 "no-title",
-                "the issue has no title: start it with a title such "
-                'as "The CoVar Zeitgeist: May, 2025" underlined with =',
+                'the issue has no title: give it one such as "The CoVar Zeitgeist: May, 2025"',
             )
         )
     elif not issue.month:

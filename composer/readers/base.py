@@ -12,6 +12,9 @@ from composer.model import Issue
 class ReadResult:
     issue: Issue
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # False when the file could not be parsed at all: checking the (empty) model would
+    # only repeat the syntax error in other words.
+    complete: bool = True
 
 
 class Reader:

@@ -48,6 +48,7 @@ from composer.readers import register
 from composer.readers.base import Reader, ReadResult
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_IGNORED = (nodes.system_message, nodes.target, nodes.comment)
 
 
 @register
@@ -87,6 +88,7 @@ def _parse(text: str, path: str, messages: list) -> nodes.document:
             "file_insertion_enabled": False,  # an issue never pulls in other files
             "raw_enabled": False,  # nor raw HTML
             "input_encoding": "unicode",
+            "doctitle_xform": False,
         },
     )
 
@@ -133,10 +135,16 @@ class _IssueBuilder:
         highlights: list[Paragraph] = []
         links: list[Link] = []
         sections: list[Section] = []
-        for child in doctree.children:
-            if isinstance(child, nodes.title):
-                title, title_pos = " ".join(child.astext().split()), self.title_pos(child)
-            elif isinstance(child, nodes.section):
+        body = list(doctree.children)
+        # The title is the one top-level section that holds everything else. (docutils'
+        # own title promotion is off: it would turn a lone first section into a subtitle.)
+        top = [c for c in body if isinstance(c, nodes.section)]
+        if len(top) == 1 and all(isinstance(c, (nodes.section, *_IGNORED)) for c in body):
+            title_node = top[0].children[0]
+            title, title_pos = " ".join(title_node.astext().split()), self.title_pos(title_node)
+            body = list(top[0].children[1:])
+        for child in body:
+            if isinstance(child, nodes.section):
                 sections.append(self.section(child))
             elif isinstance(child, nodes.paragraph):
                 if _only_links(child):
@@ -146,17 +154,7 @@ class _IssueBuilder:
             elif isinstance(child, nodes.bullet_list):
                 for item in child.children:
                     highlights.extend(self.paragraph(p) for p in _paragraphs(item))
-            elif isinstance(child, (nodes.system_message, nodes.target, nodes.comment)):
-                continue
-            elif isinstance(child, nodes.subtitle):
-                # docutils promotes a lone leading subsection to a subtitle; it was
-                # meant as a section.
-                self.unexpected(
-                    child,
-                    "before the first section",
-                    "add the intro or another section so it stays a section",
-                )
-            else:
+            elif not isinstance(child, _IGNORED):
                 self.unexpected(
                     child,
                     "in the intro",
@@ -191,7 +189,7 @@ class _IssueBuilder:
                     f'inside section "{title}"',
                     "sections do not nest: underline its title like the others",
                 )
-            elif isinstance(child, (nodes.system_message, nodes.target, nodes.comment)):
+            elif isinstance(child, _IGNORED):
                 continue
             else:
                 self.unexpected(
@@ -271,7 +269,7 @@ class _IssueBuilder:
                 at_line_start = False
                 continue
             if isinstance(child, nodes.Text):
-                text = str(child)
+                text = child.astext()
                 line_offset += text.count("\n")
                 if "\n" in text:
                     at_line_start = text.rsplit("\n", 1)[1].strip() == ""
@@ -309,7 +307,7 @@ def _leading_link(term: nodes.term) -> Link | None:
     for child in term.children:
         if isinstance(child, nodes.reference) and child.get("refuri"):
             return Link(" ".join(child.astext().split()), child["refuri"])
-        if isinstance(child, nodes.Text) and not str(child).strip():
+        if isinstance(child, nodes.Text) and not child.astext().strip():
             continue
         if isinstance(child, nodes.target):
             continue
@@ -323,7 +321,7 @@ def _only_links(paragraph: nodes.paragraph) -> bool:
         if isinstance(child, nodes.reference):
             has_link = True
         elif isinstance(child, nodes.Text):
-            if str(child).strip(" \n\t|·-,"):  # separators between links are fine
+            if child.astext().strip(" \n\t|·-,"):  # separators between links are fine
                 return False
         elif not isinstance(child, nodes.target):
             return False
@@ -349,7 +347,7 @@ def _convert(children: list[nodes.Node]) -> tuple[Inline, ...]:
         if isinstance(child, nodes.target) or isinstance(child, nodes.system_message):
             continue
         if isinstance(child, nodes.Text):
-            add_text(str(child))
+            add_text(child.astext())
         elif isinstance(child, (nodes.emphasis, nodes.title_reference)):
             out.append(Emphasis(_fold(child.astext())))
         elif isinstance(child, nodes.strong):
@@ -391,7 +389,7 @@ def parse_inline_paragraphs(text: str, start: Position) -> tuple[list[Paragraph]
         line = (child.line or 1) + offset
         if isinstance(child, nodes.paragraph):
             out.append(Paragraph(_inlines(child), Position(start.path, line, start.column)))
-        elif not isinstance(child, (nodes.system_message, nodes.target, nodes.comment)):
+        elif not isinstance(child, _IGNORED):
             what = child.tagname.replace("_", " ")
             problems.append(
                 error(

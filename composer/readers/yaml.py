@@ -44,7 +44,7 @@ class YamlReader(Reader):
             pos = Position(path, mark.line + 1, mark.column + 1) if mark else Position(path)
             problem = getattr(exc, "problem", None) or str(exc)
             diagnostics.append(error(pos, "syntax", f"not valid YAML: {problem}"))
-            return ReadResult(Issue("", "", position=Position(path)), diagnostics)
+            return ReadResult(Issue("", "", position=Position(path)), diagnostics, False)
         builder = _Builder(path, diagnostics)
         data = builder.plain(root) if root is not None else None
         if not isinstance(data, dict):
@@ -55,7 +55,7 @@ class YamlReader(Reader):
                     "an issue is a mapping with title, sections and entries",
                 )
             )
-            return ReadResult(Issue("", "", position=Position(path)), diagnostics)
+            return ReadResult(Issue("", "", position=Position(path)), diagnostics, False)
         builder.validate_schema(root, data)
         return ReadResult(builder.issue(root, data), diagnostics)
 
@@ -124,9 +124,9 @@ class _Builder:
     def issue(self, root, data: dict) -> Issue:
         nodes = _children(root)
         title = _text(data.get("title"))
-        month = _text(data.get("month")) or month_from_title(title)
-        if data.get("month") and not is_month(month):
-            month = ""  # the schema error above says why
+        month = _text(data.get("month"))
+        if not is_month(month):  # missing, or malformed (the schema check said so)
+            month = month_from_title(title)
         return Issue(
             title=title,
             month=month,

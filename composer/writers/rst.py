@@ -44,7 +44,7 @@ class RstWriter(Writer):
         for para in issue.intro:
             lines += [paragraph(para), ""]
         if issue.highlights:
-            lines += [f"* {paragraph(p, line_start=False)}" for p in issue.highlights] + [""]
+            lines += [f"* {paragraph(p)}" for p in issue.highlights] + [""]
         if issue.links:
             lines += [" ".join(_link(link, named=True) for link in issue.links), ""]
         for section in issue.sections:
@@ -88,10 +88,10 @@ def _group(group: DatedGroup) -> list[str]:
     return lines
 
 
-def paragraph(para: Paragraph, line_start: bool = True) -> str:
+def paragraph(para: Paragraph) -> str:
     """One paragraph on one line, in reStructuredText inline markup."""
     text = inlines(para.inlines)
-    if line_start and _BLOCK_START.match(text):
+    if _BLOCK_START.match(text):
         text = "\\" + text
     if text.endswith("::"):
         text = text[:-1] + "\\:"  # "::" would open a literal block
