@@ -73,7 +73,13 @@ def _register() -> None:
     for command in issue_commands.COMMANDS:
         main.add_command(command)
     # Further command modules register here, one line each.
-    from composer.cli.subscribers import subscribers; main.add_command(subscribers)  # noqa: E702, I001
+    from composer.cli.subscribers import subscribers
+
+    main.add_command(subscribers)  # noqa: E702, I001
+    from composer.cli.build import build, preview
+
+    main.add_command(build)
+    main.add_command(preview)  # noqa: E501, E702, I001
 
 
 _register()

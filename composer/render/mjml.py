@@ -72,5 +72,35 @@ def _inline_css(html: str) -> str:
     return f"{DOCTYPE}\n{out.strip()}\n"
 
 
+_TAG = re.compile(r"""(<(?:[^>"']|"[^"]*"|'[^']*')*>)""")
+LINE_LIMIT = 500  # characters; SMTP allows 998 octets, so a sender can use 8bit
+
+
 def _break_lines(html: str) -> str:
-    return _BREAK_BEFORE.sub("\n", html)
+    html = _BREAK_BEFORE.sub("\n", html)
+    return "\n".join(_fold(line) for line in html.split("\n"))
+
+
+def _fold(line: str, limit: int = LINE_LIMIT) -> str:
+    """Break a long line at spaces between words (never inside a tag), where a newline
+    is the same white space to HTML."""
+    if len(line) <= limit:
+        return line
+    out: list[str] = []
+    width = 0
+    for piece in _TAG.split(line):
+        if piece.startswith("<"):
+            out.append(piece)
+            width += len(piece)
+            continue
+        for i, word in enumerate(piece.split(" ")):
+            if i:
+                if width and width + 1 + len(word) > limit:
+                    out.append("\n")
+                    width = 0
+                else:
+                    out.append(" ")
+                    width += 1
+            out.append(word)
+            width += len(word)
+    return "".join(out)

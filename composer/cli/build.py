@@ -1,0 +1,89 @@
+"""Commands that render an issue: build (files to send or inspect) and preview (a local
+page that follows the editor's saves)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.argument("path", type=EXISTING_FILE)
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build"),
+    show_default=True,
+    help="Folder to write DIR/<issue>/email.html, email.txt and email.eml into.",
+)
+@click.pass_context
+def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
+    """Render an issue into the email a subscriber gets: HTML, plain text and the whole
+    MIME message (email.eml, as a sample recipient would receive it).
+
+    Refuses an issue that `newsletter check` finds errors in, printing them.
+
+    \b
+    Examples:
+      newsletter build issues/2025-05.rst
+      newsletter build issues/2025-05.rst -o /tmp/out
+    """
+    from composer.errors import IssueHasErrors
+    from composer.message import SAMPLE_RECIPIENT, build_message, sample_unsubscribe_url
+    from composer.render.size import kb
+    from composer.render.stage import check_and_render
+
+    settings = ctx.obj.settings
+    staged = check_and_render(path, settings)
+    for diagnostic in staged.diagnostics:
+        click.echo(str(diagnostic), err=True)
+    if staged.errors or staged.rendered is None:
+        raise IssueHasErrors(str(path), staged.diagnostics)
+    rendered = staged.rendered
+    target = out_dir / staged.issue.slug
+    target.mkdir(parents=True, exist_ok=True)
+    eml = build_message(rendered, settings, SAMPLE_RECIPIENT, sample_unsubscribe_url(settings))
+    files = [
+        (target / "email.html", rendered.html.encode("utf-8")),
+        (target / "email.txt", rendered.text.encode("utf-8")),
+        (target / "email.eml", eml),
+    ]
+    for file, data in files:
+        file.write_bytes(data)
+    width = max(len(str(file)) for file, _ in files)
+    for file, data in files:
+        click.echo(f"{str(file):<{width}}  {kb(len(data)):>8}")
+
+
+@click.command()
+@click.argument("path", type=EXISTING_FILE)
+@click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
+@click.pass_context
+def preview(ctx: click.Context, path: Path, port: int) -> None:
+    """Serve a live preview of an issue on 127.0.0.1: the HTML at desktop and phone
+    widths side by side, the plain text and the current diagnostics. The page follows
+    every save of the file. Stop with Ctrl-C.
+
+    \b
+    Example:
+      newsletter preview issues/2025-06.rst --port 8025
+    """
+    from composer.preview import PreviewServer
+
+    server = PreviewServer(path, ctx.obj.settings, port=port)
+    click.echo(f"Previewing {path} at {server.url} (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+COMMANDS = [build, preview]
