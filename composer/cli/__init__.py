@@ -79,7 +79,7 @@ def _register() -> None:
     from composer.cli.build import build, preview
 
     main.add_command(build)
-    main.add_command(preview)  # noqa: E501, E702, I001
+    main.add_command(preview)
 
 
 _register()
