@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from composer.subscribers.addresses import domain_cache
 from composer.subscribers.csvimport import CsvRows, InvalidRow, ValidRow
 from composer.subscribers.errors import ImportFileError
 from composer.subscribers.store import SubscriberStore
@@ -81,7 +82,7 @@ def import_csv(
     db.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
     db.execute(f"PRAGMA temp.cache_size = -{IMPORT_CACHE_KIB}")
     try:
-        with CsvRows(path) as rows:
+        with CsvRows(path) as rows, domain_cache():
             valid = _stage(store, rows, report)
             report.rows = rows.rows_read
         if strict and report.invalid:
