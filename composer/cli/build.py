@@ -40,10 +40,10 @@ def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
 
     settings = ctx.obj.settings
     staged = check_and_render(path, settings)
-    for diagnostic in staged.diagnostics:
-        click.echo(str(diagnostic), err=True)
     if staged.errors or staged.rendered is None:
-        raise IssueHasErrors(str(path), staged.diagnostics)
+        raise IssueHasErrors(str(path), staged.diagnostics)  # its message lists the errors
+    for diagnostic in staged.diagnostics:  # warnings: built anyway, but worth a look
+        click.echo(str(diagnostic), err=True)
     rendered = staged.rendered
     target = out_dir / staged.issue.slug
     target.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ def inline_html(value: Paragraph | Iterable[Inline]) -> Markup:
 def inline_text(value: Paragraph | Iterable[Inline]) -> str:
     parts: list[str] = []
     for node in _inlines(value):
-        if isinstance(node, Link):
+        if isinstance(node, Link) and safe_url(node.url):
             url = node.url.strip()
             text = " ".join(node.text.split())
             parts.append(f"<{url}>" if not text or text == url else f"{text} <{url}>")

@@ -1,0 +1,34 @@
+"""Shared fixtures: the real settings and the two real issues. Keep this small and
+generic; a test module's own helpers live in that module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ("2024-11", "2025-05")
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from composer.settings import load_settings
+
+    return load_settings(ROOT / "newsletter.yaml")
+
+
+def read_seed(month: str):
+    from composer.readers import read_issue
+
+    return read_issue(ROOT / "issues" / f"{month}.rst").issue
+
+
+@pytest.fixture(scope="session")
+def may_issue():
+    return read_seed("2025-05")
+
+
+@pytest.fixture(scope="session")
+def nov_issue():
+    return read_seed("2024-11")
