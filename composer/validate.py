@@ -112,11 +112,23 @@ def _check_entries(issue: Issue, out: list[Diagnostic]) -> None:
         pos = entry.position
         label = f'"{entry.title}"' if entry.title else "an entry"
         if not entry.title:
-            out.append(error(pos, "entry-no-title", "an entry has no title: give its link a text"))
+            out.append(
+                error(
+                    pos,
+                    "entry-no-title",
+                    "an entry has no title: add the title of the paper or post",
+                )
+            )
         if entry.url:
             _check_url(entry.url, pos, out)
         elif entry.title:  # an entry without title or URL is reported once, above
-            out.append(error(pos, "entry-no-url", f"entry {label} has no URL"))
+            out.append(
+                error(
+                    pos,
+                    "entry-no-url",
+                    f"entry {label} has no URL: add the link to the paper or post",
+                )
+            )
         if not any(p.plain.strip() for p in entry.summary):
             out.append(
                 error(

@@ -13,12 +13,11 @@ from click.testing import CliRunner
 
 from composer.check import check_file, fix_tracking
 from composer.cli import main
+from tests.regen_check import cases
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "check"
-CASES = sorted(p for p in list(FIXTURES.glob("*.rst")) + list(FIXTURES.glob("*.yaml"))) + [
-    FIXTURES / "history" / "2025-02.rst"
-]
+CASES = cases()
 
 
 @pytest.fixture
@@ -145,7 +144,7 @@ def test_check_many_files_prints_one_summary_each(in_root) -> None:
 def test_missing_file_is_a_usage_error(in_root) -> None:
     result = CliRunner().invoke(main, ["check", "issues/1999-01.rst"])
     assert result.exit_code == 2
-    assert "File 'issues/1999-01.rst' does not exist." in result.output
+    assert "Path 'issues/1999-01.rst' does not exist." in result.output
 
 
 def test_check_is_fast_enough_to_run_on_save() -> None:
@@ -159,3 +158,12 @@ def test_check_is_fast_enough_to_run_on_save() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_folder_checks_every_issue_in_it(in_root) -> None:
+    result = run("check", "issues/")
+    summaries = [line for line in result.output.splitlines() if ": 13 sections" in line]
+    assert summaries == [
+        "issues/2024-11.rst: 13 sections, 48 entries, 0 errors, 0 warnings",
+        "issues/2025-05.rst: 13 sections, 58 entries, 0 errors, 10 warnings",
+    ]

@@ -150,3 +150,12 @@ def test_unknown_extension_is_a_clear_error() -> None:
     assert str(err.value) == (
         "issues/2025-06.md: no reader for .md (known: .rest, .rst, .yaml, .yml)"
     )
+
+
+def test_the_shipped_schema_is_valid_json_schema() -> None:
+    from jsonschema import Draft202012Validator
+
+    from composer.readers.yaml import schema
+
+    Draft202012Validator.check_schema(schema())
+    assert schema()["properties"]["sections"]["items"] == {"$ref": "#/$defs/section"}

@@ -17,7 +17,7 @@ def _settings_if_any(ctx: click.Context):
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=EXISTING_FILE)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @click.option(
     "--format",
@@ -39,13 +39,16 @@ def check(
     \b
     Examples:
       newsletter check issues/2025-05.rst
-      newsletter check issues/*.rst --strict
+      newsletter check issues/ --strict
       newsletter check issues/2025-05.rst --format json
       newsletter check issues/2025-05.rst --fix    # strip utm_* and the like
     """
     from composer.check import check_file, fix_tracking
+    from composer.history import issue_files
 
     settings = _settings_if_any(ctx)
+    # A folder stands for every issue in it: `newsletter check issues/`.
+    paths = tuple(p for path in paths for p in (issue_files(path) if path.is_dir() else [path]))
     if fix:
         for path in paths:
             fixes, missed = fix_tracking(path)
