@@ -19,6 +19,7 @@ from composer.subscribers.errors import ImportFileError
 from composer.subscribers.store import SubscriberStore
 
 BATCH_ROWS = 5000
+timer = time.perf_counter  # replaced in tests, for output that does not vary
 KEEP_ERRORS = 1000  # invalid rows kept word for word; beyond that only counted
 # Page caches for the big statements (negative = KiB): well inside the memory budget.
 IMPORT_CACHE_KIB = 32 * 1024
@@ -72,7 +73,7 @@ def import_csv(
     source: str | None = None,
 ) -> ImportReport:
     """Import `path` into `list_name` (default list). With strict, any invalid row stops it."""
-    started = time.perf_counter()
+    started = timer()
     path = Path(path)
     list_name = list_name or store.default_list
     store.list_id(list_name)  # an unknown list fails before the file is read
@@ -94,7 +95,7 @@ def import_csv(
     finally:
         db.execute("DROP TABLE IF EXISTS temp.import_rows")
         db.execute("PRAGMA cache_size = -2000")
-    report.seconds = time.perf_counter() - started
+    report.seconds = timer() - started
     return report
 
 

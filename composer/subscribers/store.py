@@ -88,10 +88,10 @@ def new_token() -> str:
 
 
 def open_store(
-    path: Path | str, default_list: str = "zeitgeist", clock: Callable[[], str] = utc_now
+    path: Path | str, default_list: str = "zeitgeist", clock: Callable[[], str] | None = None
 ) -> SubscriberStore:
-    """Open (creating or upgrading) the database at `path`."""
-    return SubscriberStore(Path(path), default_list, clock)
+    """Open (creating or upgrading) the database at `path`. `clock` gives UTC timestamps."""
+    return SubscriberStore(Path(path), default_list, clock or utc_now)
 
 
 class SubscriberStore:
