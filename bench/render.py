@@ -82,8 +82,7 @@ def main() -> None:
     rendered = staged.rendered
     issue = staged.issue
     t_read, _ = median_time(lambda: read_issue(ISSUE), args.runs)
-    t_check, _ = median_time(
-        lambda: check_file(ISSUE, settings, render_size=False), args.runs)
+    t_check, _ = median_time(lambda: check_file(ISSUE, settings, render_size=False), args.runs)
     t_render, _ = median_time(lambda: render(issue, settings), args.runs)
     t_template, source = median_time(lambda: render_mjml(issue, settings), args.runs)
     t_mrml, mrml_html = median_time(lambda: _mrml(source), args.runs)
@@ -91,17 +90,24 @@ def main() -> None:
     t_lines, _ = median_time(lambda: _break_lines(inlined), args.runs)
 
     rel = ISSUE.relative_to(ROOT)
-    print(f"issue:              {rel} ({len(issue.sections)} sections, "
-          f"{len(issue.entries)} entries), median of {args.runs} runs after a warm-up")
-    print(f"read+check+render:  {ms(total)} (target < {TARGET_MS} ms: "
-          f"{'met' if total * 1000 < TARGET_MS else 'MISSED'})")
-    print(f"  read {ms(t_read)}; read+check {ms(t_check)}; render both bodies "
-          f"{ms(t_render)}")
-    print(f"  render: MJML template {ms(t_template)}, MJML->HTML (mjml-python) {ms(t_mrml)}, "
-          f"premailer {ms(t_inline)}, line breaking {ms(t_lines)}")
-    print(f"sizes:              HTML {rendered.html_size} bytes "
-          f"({rendered.html_size / 1024:.1f} KB), text {rendered.text_size} bytes "
-          f"({rendered.text_size / 1024:.1f} KB), MJML {len(source.encode())} bytes")
+    print(
+        f"issue:              {rel} ({len(issue.sections)} sections, "
+        f"{len(issue.entries)} entries), median of {args.runs} runs after a warm-up"
+    )
+    print(
+        f"read+check+render:  {ms(total)} (target < {TARGET_MS} ms: "
+        f"{'met' if total * 1000 < TARGET_MS else 'MISSED'})"
+    )
+    print(f"  read {ms(t_read)}; read+check {ms(t_check)}; render both bodies {ms(t_render)}")
+    print(
+        f"  render: MJML template {ms(t_template)}, MJML->HTML (mjml-python) {ms(t_mrml)}, "
+        f"premailer {ms(t_inline)}, line breaking {ms(t_lines)}"
+    )
+    print(
+        f"sizes:              HTML {rendered.html_size} bytes "
+        f"({rendered.html_size / 1024:.1f} KB), text {rendered.text_size} bytes "
+        f"({rendered.text_size / 1024:.1f} KB), MJML {len(source.encode())} bytes"
+    )
 
     if not MJML_BIN.exists():
         print("official MJML:      skipped: node_modules/ missing (run .ci/system-deps)")
@@ -114,9 +120,16 @@ def main() -> None:
         script = Path(tmp) / "bench.js"
         script.write_text(NODE_BENCH, encoding="utf-8")
         node = subprocess.run(
-            ["node", str(script), str(ROOT / "node_modules" / "mjml"), str(mjml_file),
-             str(args.runs)],
-            capture_output=True, text=True, cwd=ROOT,
+            [
+                "node",
+                str(script),
+                str(ROOT / "node_modules" / "mjml"),
+                str(mjml_file),
+                str(args.runs),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
         )
         if node.returncode != 0:
             print(f"official MJML:      failed: {node.stderr.strip()}")
@@ -125,17 +138,20 @@ def main() -> None:
         cli = []
         for _ in range(3):
             start = time.perf_counter()
-            subprocess.run([str(MJML_BIN), str(mjml_file), "-s"], capture_output=True,
-                           check=True)
+            subprocess.run([str(MJML_BIN), str(mjml_file), "-s"], capture_output=True, check=True)
             cli.append(time.perf_counter() - start)
     official_ms = official["median_ms"]
     print("MJML -> HTML, same MJML, this run:")
     print(f"  mjml-python (MRML) in-process: {ms(t_mrml)}")
-    print(f"  npm mjml {version} in node (warm, strict validation): {official_ms:.1f} ms "
-          f"= {official_ms / (t_mrml * 1000):.0f}x mjml-python")
-    print(f"  npm mjml {version} CLI (`mjml email.mjml -s`, node start-up included): "
-          f"{ms(statistics.median(cli))} = "
-          f"{statistics.median(cli) / t_mrml:.0f}x mjml-python")
+    print(
+        f"  npm mjml {version} in node (warm, strict validation): {official_ms:.1f} ms "
+        f"= {official_ms / (t_mrml * 1000):.0f}x mjml-python"
+    )
+    print(
+        f"  npm mjml {version} CLI (`mjml email.mjml -s`, node start-up included): "
+        f"{ms(statistics.median(cli))} = "
+        f"{statistics.median(cli) / t_mrml:.0f}x mjml-python"
+    )
 
 
 if __name__ == "__main__":

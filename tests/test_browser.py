@@ -60,8 +60,12 @@ def built(tmp_path_factory, settings) -> dict[str, tuple[Path, object]]:
 def open_page(browser, path: Path, width: int, scheme: str = "light"):
     page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
     # Nothing may leave the machine: the email loads no remote resource anyway.
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
-        "file://") else route.abort())
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith("file://") else route.abort()
+        ),
+    )
     page.goto(path.as_uri())
     return page
 
@@ -76,13 +80,15 @@ def test_no_horizontal_scrolling_and_every_entry_linked(browser, built, month, w
         body_scroll = page.evaluate("document.body.scrollWidth")
         assert scroll_width <= width and body_scroll <= width, (scroll_width, body_scroll)
         hrefs = set(page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"))
-        raw = set(page.eval_on_selector_all(
-            "a[href]", "els => els.map(e => e.getAttribute('href'))"))
+        raw = set(
+            page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
+        )
         missing = [e.url for e in issue.entries if e.url not in raw and e.url not in hrefs]
         assert missing == []
         # every entry's link is a visible heading link
         visible = page.eval_on_selector_all(
-            "h3 a, h4 a", "els => els.filter(e => e.offsetWidth > 0).length")
+            "h3 a, h4 a", "els => els.filter(e => e.offsetWidth > 0).length"
+        )
         assert visible == len(issue.entries)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{month}-{width}.png"), full_page=True)
@@ -103,7 +109,7 @@ def test_card_is_600px_on_desktop_and_fluid_on_phones(browser, built, month) -> 
 
 
 def _luminance(rgb: str) -> float:
-    r, g, b = (int(x) / 255 for x in rgb[rgb.index("(") + 1: rgb.index(")")].split(",")[:3])
+    r, g, b = (int(x) / 255 for x in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3])
     lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
     return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
 
@@ -114,8 +120,7 @@ def _contrast(a: str, b: str) -> float:
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_computed_colours_keep_contrast_and_text_is_at_least_14px(browser, built,
-                                                                  scheme) -> None:
+def test_computed_colours_keep_contrast_and_text_is_at_least_14px(browser, built, scheme) -> None:
     path, _ = built["2024-11"]
     page = open_page(browser, path, 600, scheme)
     try:
@@ -131,7 +136,8 @@ def test_computed_colours_keep_contrast_and_text_is_at_least_14px(browser, built
         for colour in set(colours):
             assert _contrast(colour, card_bg) >= 4.5, (scheme, colour, card_bg)
         footer = page.eval_on_selector_all(
-            ".footer p, .footer a", "els => els.map(e => getComputedStyle(e).color)")
+            ".footer p, .footer a", "els => els.map(e => getComputedStyle(e).color)"
+        )
         assert footer
         for colour in set(footer):
             assert _contrast(colour, page_bg) >= 4.5, (scheme, colour, page_bg)

@@ -24,8 +24,7 @@ def rendered(may_issue, settings) -> Rendered:
 
 @pytest.fixture(scope="module")
 def raw(rendered, settings) -> bytes:
-    return build_message(rendered, settings, "ada@example.org", UNSUB, date=DATE,
-                         message_id=MID)
+    return build_message(rendered, settings, "ada@example.org", UNSUB, date=DATE, message_id=MID)
 
 
 def parse(raw: bytes):
@@ -88,8 +87,14 @@ def test_crlf_line_ends_within_smtp_limits(raw) -> None:
 def test_non_ascii_subject_and_sender_are_encoded(rendered, settings) -> None:
     subject = "Le Zeitgeist de mai : déjà vu — 2025"
     other = dataclasses.replace(settings, sender_name="Zeitgeist Éditions")
-    raw = build_message(dataclasses.replace(rendered, subject=subject), other,
-                        "zoë@example.org", UNSUB, date=DATE, message_id=MID)
+    raw = build_message(
+        dataclasses.replace(rendered, subject=subject),
+        other,
+        "zoë@example.org",
+        UNSUB,
+        date=DATE,
+        message_id=MID,
+    )
     header_block = raw.split(b"\r\n\r\n", 1)[0]
     assert header_block.isascii()
     msg = parse(raw)

@@ -63,7 +63,7 @@ def test_page_shows_both_widths_text_and_diagnostics(server, issue_file) -> None
     assert '<iframe id="desktop" title="Desktop" width="680"' in page
     assert '<iframe id="phone" title="Phone" width="375"' in page
     assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in page  # no scripts
-    assert "Subject: <b id=\"subject\">The CoVar Zeitgeist: May, 2025</b>" in page
+    assert 'Subject: <b id="subject">The CoVar Zeitgeist: May, 2025</b>' in page
     assert "There is a lot of interesting research this month. Featuring:" in page  # text
     assert "[tracking-param]</li>" in page  # the seed's warnings
 
@@ -127,7 +127,10 @@ def test_cli_preview_prints_where_it_serves(monkeypatch) -> None:
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "composer", "preview", "issues/2025-05.rst", "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()

@@ -70,8 +70,7 @@ def test_subject_and_preheader_of_may(may_issue, settings) -> None:
     rendered = render(may_issue, settings)
     assert rendered.subject == "The CoVar Zeitgeist: May, 2025"
     assert rendered.preheader == (
-        "There is a lot of interesting research this month. Featuring: A novel sparse "
-        "attention…"
+        "There is a lot of interesting research this month. Featuring: A novel sparse attention…"
     )
 
 
@@ -107,7 +106,7 @@ def test_header_names_newsletter_month_and_links_to_the_archive(seed, settings) 
 def test_lang_headings_width_and_dark_mode(seed) -> None:
     _, issue, rendered = seed
     html = rendered.html
-    assert html.startswith("<!doctype html>\n<html lang=\"en\"")
+    assert html.startswith('<!doctype html>\n<html lang="en"')
     assert len(re.findall(r"<h1[ >]", html)) == 1
     assert len(re.findall(r"<h2 id=", html)) == len(issue.sections)
     assert "max-width:600px" in html
@@ -132,8 +131,10 @@ def test_every_entry_is_a_linked_heading_and_toc_jumps_to_sections(seed) -> None
 def test_seminar_dates_show_with_their_entries(nov_issue, settings) -> None:
     rendered = render(nov_issue, settings)
     assert re.search(r"<h3 class=\"date muted\"[^>]*>October 1, 2024</h3>\n<h4", rendered.html)
-    assert "October 1, 2024\n~~~~~~~~~~~~~~~\n\nLANGUAGE MODELS LEARN TO MISLEAD HUMANS VIA " \
-           "RLHF\nhttps://arxiv.org/pdf/2409.12822\n" in rendered.text
+    assert (
+        "October 1, 2024\n~~~~~~~~~~~~~~~\n\nLANGUAGE MODELS LEARN TO MISLEAD HUMANS VIA "
+        "RLHF\nhttps://arxiv.org/pdf/2409.12822\n" in rendered.text
+    )
 
 
 def test_body_text_is_at_least_14px(seed) -> None:

@@ -58,7 +58,9 @@ def test_build_defaults_to_build_dir(tmp_path, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].startswith("build/2025-05/email.html  ")
     assert sorted(p.name for p in (tmp_path / "build" / "2025-05").iterdir()) == [
-        "email.eml", "email.html", "email.txt"
+        "email.eml",
+        "email.html",
+        "email.txt",
     ]
 
 

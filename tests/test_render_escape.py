@@ -51,9 +51,9 @@ def test_no_javascript_url_becomes_a_link(rendered) -> None:
 
 def test_title_section_and_style_text_stay_text(rendered) -> None:
     html = rendered.html
-    title = "The &lt;b&gt;CoVar&lt;/b&gt; Zeitgeist &amp; \"Friends\": June, 2025"
+    title = 'The &lt;b&gt;CoVar&lt;/b&gt; Zeitgeist &amp; "Friends": June, 2025'
     assert f"<title>{title}</title>" in html
-    assert ">Tricky &lt;Section&gt; &amp; \"Quotes\"</h2>" in html
+    assert '>Tricky &lt;Section&gt; &amp; "Quotes"</h2>' in html
     assert "with a &lt;style&gt;body{display:none}&lt;/style&gt; tag" in html
     assert html.count("<style") == len(re.findall(r"<style[^>]*>", html))
     assert "<b>" not in html and "<div onmouseover" not in html
@@ -73,13 +73,22 @@ def test_sections_sharing_a_slug_get_distinct_anchors(rendered) -> None:
 
 
 def test_inline_markup_survives() -> None:
-    paragraph = Paragraph((
-        Text("a <b> & "), Emphasis("em"), Text(" "), Strong("strong"), Text(" "),
-        Literal("x < y"), Text(" "), Link("site", "https://example.com/?a=1&b=2"),
-        Text(" "), Link("bad", "javascript:alert(1)"),
-    ))
+    paragraph = Paragraph(
+        (
+            Text("a <b> & "),
+            Emphasis("em"),
+            Text(" "),
+            Strong("strong"),
+            Text(" "),
+            Literal("x < y"),
+            Text(" "),
+            Link("site", "https://example.com/?a=1&b=2"),
+            Text(" "),
+            Link("bad", "javascript:alert(1)"),
+        )
+    )
     assert str(inline_html(paragraph)) == (
-        'a &lt;b&gt; &amp; <em>em</em> <strong>strong</strong> <code>x &lt; y</code> '
+        "a &lt;b&gt; &amp; <em>em</em> <strong>strong</strong> <code>x &lt; y</code> "
         '<a href="https://example.com/?a=1&amp;b=2">site</a> bad'
     )
     assert inline_text(paragraph) == (

@@ -71,13 +71,20 @@ def big_issue_rst(entries: int) -> str:
 
 def test_real_render_of_a_huge_issue_is_an_error(settings) -> None:
     issue = Issue(
-        "The CoVar Zeitgeist: June, 2025", "2025-06",
+        "The CoVar Zeitgeist: June, 2025",
+        "2025-06",
         sections=tuple(
-            Section(f"S{s}", tuple(
-                Entry(f"Paper {s}-{e}", f"https://example.com/{s}/{e}",
-                      (Paragraph((Text("A fairly long summary sentence. " * 8),)),))
-                for e in range(20)
-            ))
+            Section(
+                f"S{s}",
+                tuple(
+                    Entry(
+                        f"Paper {s}-{e}",
+                        f"https://example.com/{s}/{e}",
+                        (Paragraph((Text("A fairly long summary sentence. " * 8),)),),
+                    )
+                    for e in range(20)
+                ),
+            )
             for s in range(12)
         ),
         position=POS,
@@ -95,9 +102,7 @@ def test_build_refuses_an_issue_gmail_would_clip(tmp_path, monkeypatch) -> None:
     result = CliRunner().invoke(main, ["build", str(path), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
-    assert lines[0] == (
-        f"error: {path} has 1 error; fix it first (see `newsletter check`):"
-    )
+    assert lines[0] == (f"error: {path} has 1 error; fix it first (see `newsletter check`):")
     assert lines[1].startswith(f"{path}:1:1: error: HTML body is ")
     assert lines[1].endswith(
         "Gmail clips messages over 102 KB (104448 bytes), hiding the unsubscribe link: "

@@ -11,7 +11,7 @@ from composer.render import render, theme
 def relative_luminance(hex_colour: str) -> float:
     """WCAG 2.x relative luminance of an sRGB colour like '#1d232b'."""
     value = hex_colour.lstrip("#")
-    channels = [int(value[i: i + 2], 16) / 255 for i in (0, 2, 4)]
+    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
     linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
     r, g, b = linear
     return 0.2126 * r + 0.7152 * g + 0.0722 * b

@@ -62,8 +62,13 @@ def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
 
 @click.command()
 @click.argument("path", type=EXISTING_FILE)
-@click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True,
-              help="Port on 127.0.0.1 (0: any free port).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8025,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: any free port).",
+)
 @click.pass_context
 def preview(ctx: click.Context, path: Path, port: int) -> None:
     """Serve a live preview of an issue on 127.0.0.1: the HTML at desktop and phone

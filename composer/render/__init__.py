@@ -65,8 +65,10 @@ def render(issue: Issue, settings) -> Rendered:
 
 def render_mjml(issue: Issue, settings) -> str:
     """Only the MJML stage (for the benchmark and the official renderer's validation)."""
-    return _environment(_templates_dir(settings)).get_template("email.mjml.j2").render(
-        _context(issue, settings)
+    return (
+        _environment(_templates_dir(settings))
+        .get_template("email.mjml.j2")
+        .render(_context(issue, settings))
     )
 
 
@@ -131,7 +133,8 @@ def _context(issue: Issue, settings) -> dict:
         "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
         "footer_reason": footer_reason(settings),
         "publisher_links": [
-            link for link in issue.links
+            link
+            for link in issue.links
             if safe_url(link.url) and link.url.rstrip("/") != settings.publisher_url.rstrip("/")
         ],
         "light": theme.LIGHT,
