@@ -80,6 +80,7 @@ def _register() -> None:
 
     main.add_command(build)
     main.add_command(preview)
+    from composer.cli.archive import archive; main.add_command(archive)  # noqa: E702, I001
 
 
 _register()

@@ -1,0 +1,174 @@
+"""`newsletter archive`: the static web archive of every issue, with its feed.
+
+    discover issues -> hash each (file + templates + settings + code) -> check and render
+    the changed ones (in worker processes when many) -> write their pages -> index,
+    search index, links page and feed from every issue's record -> manifest
+
+Only changed issues are read and rendered: unchanged ones come from the records cached
+in the site. Every file is written only when its bytes differ, and files of issues that
+no longer exist are removed, so a rebuild with nothing changed writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from composer.archive.files import SiteWriter
+from composer.archive.issue import IssueBuild, build_issue
+from composer.archive.manifest import MANIFEST, Manifest, dump_record, record_path
+
+POOL_MIN = 4  # fewer changed issues than this are rendered in this process
+
+
+@dataclass
+class ArchiveResult:
+    site: Path
+    rendered: list[str] = field(default_factory=list)  # months rendered by this build
+    unchanged: list[str] = field(default_factory=list)  # months kept from the last build
+    refused: list[str] = field(default_factory=list)  # issue files not (re)archived
+    removed: list[str] = field(default_factory=list)  # months no longer in the archive
+    messages: list[str] = field(default_factory=list)  # why, for the editor
+    files: SiteWriter | None = None
+
+    @property
+    def index(self) -> Path:
+        return self.site / "index.html"
+
+
+def build_archive(settings, site: Path, *, jobs: int | None = None) -> ArchiveResult:
+    from composer.archive.site import site_files
+
+    site = Path(site)
+    result = ArchiveResult(site)
+    old = Manifest.load(site)
+    writer = result.files = SiteWriter(site)
+    todo, kept = _discover(settings, site, old)
+    builds = _build_all(todo, settings, jobs)
+    new = Manifest()
+    records: dict[str, dict] = {}
+    for build in sorted(builds + kept, key=lambda b: b.source):
+        record = build.record if build.record is not None else _cached(site, old, build)
+        if build.errors:
+            count = len(build.errors)
+            result.messages += build.errors
+            what = f"{count} error{'s' if count != 1 else ''}"
+            if record is None:
+                result.messages.append(f"{build.path}: not archived: {what}")
+            else:
+                result.messages.append(
+                    f"{build.path}: {what}; the archive keeps its copy from the last build"
+                )
+            result.refused.append(str(build.path))
+        if record is None:
+            continue
+        if record["month"] in records:
+            other = records[record["month"]]["source"]
+            result.messages.append(
+                f"{build.path}: not archived: {other} is the {record['label']} issue already"
+            )
+            result.refused.append(str(build.path))
+            continue
+        records[record["month"]] = record
+        fresh = bool(build.files) and not build.errors
+        # Unchanged, or kept as the last build archived it despite errors: as it was.
+        entry = {"files": sorted(build.files), "key": build.key}
+        entry = entry if fresh else old.issues[build.source]
+        new.issues[build.source] = {"month": record["month"], "files": entry["files"],
+                                    "key": entry["key"]}  # fmt: skip
+        new.files += [*entry["files"], record_path(record["month"])]
+        if fresh:
+            for rel, data in sorted(build.files.items()):
+                writer.write(rel, data)
+            writer.write(record_path(record["month"]), dump_record(record))
+            result.rendered.append(record["month"])
+        elif not build.errors:
+            result.unchanged.append(record["month"])
+    newest_first = [records[month] for month in sorted(records, reverse=True)]
+    for rel, data in site_files(newest_first, settings):
+        writer.write(rel, data)
+        new.files.append(rel)
+    for rel in sorted(set(old.files) - set(new.files)):
+        writer.remove(rel)
+    result.removed = sorted(
+        {e["month"] for e in old.issues.values()} - {r["month"] for r in records.values()}
+    )
+    writer.write(MANIFEST, new.dumps())
+    return result
+
+
+def _discover(settings, site: Path, old: Manifest) -> tuple[list, list[IssueBuild]]:
+    """(issues to build, issues unchanged since the last build)."""
+    from composer.archive.manifest import fingerprint, issue_key
+    from composer.archive.templates import templates_dir
+    from composer.history import issue_files
+    from composer.render import _templates_dir
+
+    base = fingerprint(settings, [_templates_dir(settings), templates_dir(settings)])
+    todo, kept = [], []
+    for path in issue_files(settings.issues_dir):
+        source = _relative(path, settings.root)
+        key = issue_key(base, source, path.read_bytes())
+        entry = old.issues.get(source)
+        unchanged = IssueBuild(_shown(path), source, key)
+        files = entry["files"] if entry else []
+        if entry and entry.get("key") == key and all((site / f).is_file() for f in files):
+            unchanged.record = _cached(site, old, unchanged)
+        if unchanged.record is not None:
+            kept.append(unchanged)
+        else:
+            todo.append((_shown(path), source, key))
+    return todo, kept
+
+
+def _build_all(todo: list, settings, jobs: int | None) -> list[IssueBuild]:
+    jobs = jobs or os.cpu_count() or 1
+    if jobs == 1 or len(todo) < POOL_MIN:
+        return [build_issue(path, source, key, settings) for path, source, key in todo]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import composer.check  # noqa: F401  (imported once here, inherited by forked workers)
+    import composer.render.mjml  # noqa: F401
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    with ProcessPoolExecutor(
+        min(jobs, len(todo)), mp_context=multiprocessing.get_context(method)
+    ) as pool:
+        chunk = max(1, len(todo) // (jobs * 4))
+        return list(pool.map(_build_one, todo, [settings] * len(todo), chunksize=chunk))
+
+
+def _build_one(item: tuple, settings) -> IssueBuild:
+    return build_issue(*item, settings)
+
+
+def _cached(site: Path, old: Manifest, build: IssueBuild) -> dict | None:
+    """The record of the issue as the last build archived it, if there is one."""
+    entry = old.issues.get(build.source)
+    if not entry:
+        return None
+    try:
+        return json.loads((site / record_path(entry["month"])).read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def _shown(path: Path) -> Path:
+    """The path as the editor would type it: relative to the working folder if inside."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+__all__ = ["ArchiveResult", "build_archive"]

@@ -1,0 +1,44 @@
+"""One issue into its archived files: check, render once, then the web page, the plain
+text, the MIME message and the record. Runs in a worker process for a full build."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class IssueBuild:
+    path: Path  # as shown to the editor
+    source: str  # relative to the newsletter's folder, as the manifest keeps it
+    key: str
+    month: str = ""
+    errors: list[str] = field(default_factory=list)  # error diagnostics, as `check` prints
+    record: dict | None = None
+    files: dict[str, bytes] = field(default_factory=dict)  # site-relative path -> bytes
+
+
+def build_issue(path: Path, source: str, key: str, settings) -> IssueBuild:
+    from composer.archive.record import issue_dir, issue_record
+    from composer.archive.templates import render_template
+    from composer.archive.webpage import archived_message, web_page, without_subscriber
+    from composer.check import check_file
+    from composer.diagnostics import Severity
+    from composer.render import render
+
+    result = check_file(path, settings, history=False, render_size=False)
+    build = IssueBuild(path, source, key, result.issue.month)
+    build.errors = [str(d) for d in result.diagnostics if d.severity is Severity.ERROR]
+    if build.errors:
+        return build
+    issue = result.issue
+    rendered = without_subscriber(render(issue, settings), settings.subscribe_url)
+    folder = issue_dir(issue.month)
+    nav = render_template(settings, "_issue_nav.html.j2", root="../../")
+    build.record = issue_record(issue, settings, source)
+    build.files = {
+        f"{folder}/index.html": web_page(rendered.html, nav).encode("utf-8"),
+        f"{folder}/email.txt": rendered.text.encode("utf-8"),
+        f"{folder}/email.eml": archived_message(rendered, settings, issue.month),
+    }
+    return build

@@ -1,0 +1,87 @@
+"""The site-wide files, rebuilt from the issues' records on every build (cheap: no issue
+is read or rendered here): index, search page and its index, links page, Atom feed."""
+
+from __future__ import annotations
+
+import json
+
+from composer.archive.templates import render_template, static_files
+
+ASSETS = "assets"
+SEARCH_INDEX = "search-index.js"
+
+
+def site_files(records: list[dict], settings) -> list[tuple[str, bytes]]:
+    """(site-relative path, bytes) of every site-wide file; `records` newest first."""
+    base = settings.archive_base_url.rstrip("/") + "/"
+    count = sum(len(s["entries"]) for r in records for s in r["sections"])
+    common = {"root": "", "records": records, "base": base, "entry_count": count}
+    pages = {
+        "index.html": render_template(settings, "index.html.j2", **common),
+        "search.html": render_template(settings, "search.html.j2", **common),
+        "links.html": render_template(settings, "links.html.j2", links=featured_links(records),
+                                      **common),  # fmt: skip
+        "feed.xml": render_template(settings, "feed.xml.j2", updated=_updated(records),
+                                    **common),  # fmt: skip
+        SEARCH_INDEX: search_index(records),
+    }
+    files = [(name, text.encode("utf-8")) for name, text in pages.items()]
+    files += [(f"{ASSETS}/{name}", data) for name, data in static_files(settings)]
+    return files
+
+
+def search_index(records: list[dict]) -> str:
+    """Every entry of every issue, as a script that sets a global (a page opened from
+    file:// may not fetch() a JSON file, but may load a script)."""
+    issues = [{"month": r["month"], "label": r["label"], "page": _page(r)} for r in records]
+    entries = [
+        {
+            "title": entry["title"],
+            "summary": entry["summary"],
+            "url": entry["url"],
+            "month": r["month"],
+            "section": section["title"],
+            "page": f"{_page(r)}#{section['anchor']}",
+        }
+        for r in records
+        for section in r["sections"]
+        for entry in section["entries"]
+    ]
+    data = json.dumps({"issues": issues, "entries": entries}, sort_keys=True, indent=0)
+    return f"window.ARCHIVE_INDEX = {data};\n"
+
+
+def featured_links(records: list[dict]) -> list[dict]:
+    """Every link ever featured, once per normalized URL (arXiv abs/pdf/versions, tracking
+    parameters and `www.` collapse), with each issue and section it appeared in."""
+    from composer.links import normalize
+
+    by_key: dict[str, dict] = {}
+    for r in records:  # newest first: a link's newest title and URL are the ones shown
+        for section in r["sections"]:
+            for entry in section["entries"]:
+                key = normalize(entry["url"])
+                link = by_key.setdefault(
+                    key, {"title": entry["title"], "url": entry["url"], "seen": []}
+                )
+                seen = {
+                    "label": r["label"],
+                    "section": section["title"],
+                    "page": f"{_page(r)}#{section['anchor']}",
+                }
+                if seen not in link["seen"]:
+                    link["seen"].append(seen)
+    return sorted(by_key.values(), key=lambda link: (link["title"].casefold(), link["url"]))
+
+
+def _page(record: dict) -> str:
+    return f"{record['dir']}/index.html"
+
+
+def _updated(records: list[dict]) -> str:
+    return month_timestamp(records[0]["month"]) if records else "1970-01-01T00:00:00Z"
+
+
+def month_timestamp(month: str) -> str:
+    """An issue's date in the feed: the first of its month, never the build's time."""
+    return f"{month}-01T00:00:00Z"
