@@ -209,3 +209,19 @@ def test_text_is_plain(seed) -> None:
     assert "<a " not in rendered.text and "&amp;" not in rendered.text
     assert rendered.text.endswith("\n") and "\n\n\n" not in rendered.text
     assert all(line == line.rstrip() or line == "-- " for line in rendered.text.splitlines())
+
+
+def test_preheader_falls_back_on_highlights_then_sections() -> None:
+    from composer.model import Issue, Paragraph, Section, Text
+    from composer.render import preheader_of
+
+    def para(text: str) -> Paragraph:
+        return Paragraph((Text(text),))
+
+    short = Issue("t", "2025-06", intro=(para("Short intro"),), highlights=(para("A result"),))
+    assert preheader_of(short) == "Short intro: A result"
+    bare = Issue("t", "2025-06", sections=(Section("Featured"), Section("LLMs")))
+    assert preheader_of(bare) == "In this issue: Featured, LLMs"
+    long = Issue("t", "2025-06", intro=(para("word " * 40),))
+    assert preheader_of(long) == "word " * 17 + "word…"
+    assert len(preheader_of(long)) <= 90

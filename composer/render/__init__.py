@@ -81,14 +81,16 @@ def subject_of(issue: Issue, settings) -> str:
 def preheader_of(issue: Issue) -> str:
     """40-90 characters from the intro; the highlights fill in when the intro is short or
     only announces them ("... Featuring:")."""
-    text = " ".join(p.plain for p in issue.intro)
-    text = " ".join(text.split())
+    text = " ".join(" ".join(p.plain for p in issue.intro).split())
     if issue.highlights and (len(text) < PREHEADER_MIN or text.endswith(":")):
-        text = " ".join(f"{text} {issue.highlights[0].plain}".split())
+        joint = " " if not text or text[-1] in ".:!?" else ": "
+        text = (text + joint + " ".join(issue.highlights[0].plain.split())).strip()
+    if not text and issue.sections:
+        text = "In this issue: " + ", ".join(s.title for s in issue.sections)
     if len(text) <= PREHEADER_MAX:
         return text
     cut = text[: PREHEADER_MAX - 1]
-    if " " in cut:
+    if text[len(cut)] != " " and " " in cut:  # do not end on part of a word
         cut = cut.rsplit(" ", 1)[0]
     return cut.rstrip(" ,;:.-") + "…"
 
