@@ -1,0 +1,354 @@
+"""The message of a mailing, built once, filled per recipient.
+
+`MessageTemplate.build()` turns one rendering of an issue into a byte template of the
+whole MIME message; `for_recipient()` fills the few per-recipient values (To, Message-ID,
+the unsubscribe link in List-Unsubscribe and in both bodies) by joining bytes. That is
+several times faster than building an `EmailMessage` per recipient (see email-facts.md).
+
+Why a filled value can never be split or mangled:
+- Bodies are quoted-printable, encoded here: each static segment separately, with a soft
+  line break (`=CRLF`, invisible once decoded) on both sides of every slot, and the
+  per-recipient value encoded on its own lines. No encoded line exceeds 76 characters.
+- Per-recipient headers are whole header lines made per recipient (folded by the email
+  package when they need it); static headers never hold a slot.
+- Header values are stripped of CR, LF and every other control or line-separator
+  character first, so a title or a name cannot inject a header.
+- The MIME boundary starts with "==", which quoted-printable can never produce.
+
+SendGrid renders the body itself: `sendgrid_bodies()` gives the same rendering with
+SendGrid substitution tags in the slots, and the per-recipient values for them.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass, field
+from email.utils import formatdate
+
+from composer.errors import ComposerError
+from composer.render import UNSUBSCRIBE_PLACEHOLDER
+from composer.subscribers.store import Recipient
+
+QP_LINE = 76  # RFC 2045: encoded lines at most 76 characters
+# Slots in the template: (name of the value, is it a header line?)
+TO, MESSAGE_ID, LIST_UNSUBSCRIBE, UNSUB_TEXT, UNSUB_HTML = (
+    "to",
+    "message_id",
+    "list_unsubscribe",
+    "unsub_text",
+    "unsub_html",
+)
+# SendGrid substitution tags for the unsubscribe link (text and attribute-escaped HTML).
+SENDGRID_TAGS = {UNSUB_TEXT: "-unsubscribe_url-", UNSUB_HTML: "-unsubscribe_url_html-"}
+TEST_TOKEN = "send-test"  # the unsubscribe token of a test recipient
+
+_DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+$")
+_SIMPLE_NAME = re.compile(r"^[A-Za-z0-9 '_-]{1,40}$")  # an RFC 5322 phrase as it is
+
+
+class AddressError(ComposerError):
+    """A recipient address this message cannot be sent to (a permanent failure)."""
+
+
+def outside_recipient(address: str, name: str = "") -> Recipient:
+    """A recipient who need not be a subscriber (send-test): id 0, a test token."""
+    return Recipient(0, address, name, TEST_TOKEN)
+
+
+def clean_header_text(value: str) -> str:
+    """A header value without CR, LF, other control characters or Unicode line/paragraph
+    separators (each becomes a space), with runs of whitespace collapsed."""
+    if value.isascii() and value.isprintable():
+        return " ".join(value.split())
+    chars = (" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in value)
+    return " ".join("".join(chars).split())
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """One mailing's message: static bytes and named slots, plus what SendGrid needs."""
+
+    parts: tuple[bytes | str, ...]  # bytes, or the name of a slot
+    subject: str
+    from_name: str
+    from_address: str
+    reply_to: str
+    list_id: str  # the List-Id header's value
+    issue_slug: str
+    domain: str
+    text: str = field(repr=False)  # bodies with UNSUBSCRIBE_PLACEHOLDER still in them
+    html: str = field(repr=False)
+    signer: object = field(repr=False, compare=False, default=None)
+    unsubscribe_base: str = ""
+    unsubscribe_mailto: str = ""
+    date: str = ""
+
+    # -- building ------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        rendered,
+        settings,
+        issue,
+        list_id: str | None = None,
+        *,
+        signer=None,
+        subject_prefix: str = "",
+        date: str | None = None,
+    ) -> MessageTemplate:
+        """The template of the mailing of `issue` (rendered once by `render()`).
+
+        `list_id` is the RFC 2919 list identifier (default `<default_list>.<domain>`);
+        `signer` signs unsubscribe tokens (default: `Signer.from_environment(settings)`);
+        `subject_prefix` is "[TEST] " for test sends."""
+        import email.policy
+        from email.headerregistry import Address
+
+        from composer.unsubscribe import Signer, unsubscribe_base
+
+        signer = signer or Signer.from_environment(settings)
+        domain = settings.sender_address.rsplit("@", 1)[-1].lower()
+        list_id = list_id or f"{settings.default_list}.{domain}"
+        subject = clean_header_text(f"{subject_prefix}{rendered.subject}")
+        from_name = clean_header_text(settings.sender_name)
+        reply_to = clean_header_text(settings.reply_to or "")
+        list_id_value = f"{clean_header_text(settings.name)} <{clean_header_text(list_id)}>"
+        date = date or formatdate(localtime=True)
+        policy = email.policy.SMTP
+
+        def header(name: str, value) -> bytes:
+            return policy.header_factory(name, value).fold(policy=policy).encode("ascii")
+
+        boundary = f"==composer-{secrets.token_hex(12)}=="
+        head = [
+            TO,
+            header("From", Address(from_name, addr_spec=settings.sender_address)),
+        ]
+        if reply_to and reply_to != settings.sender_address:
+            head.append(header("Reply-To", reply_to))
+        head += [
+            header("Subject", subject),
+            header("Date", clean_header_text(date)),
+            MESSAGE_ID,
+            header("List-Id", list_id_value),
+            LIST_UNSUBSCRIBE,
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            b"MIME-Version: 1.0\r\n"
+            + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
+        ]
+        parts: list[bytes | str] = [*head]
+        for subtype, body, slot in (
+            ("plain", rendered.text, UNSUB_TEXT),
+            ("html", rendered.html, UNSUB_HTML),
+        ):
+            parts.append(
+                f"--{boundary}\r\n"
+                f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii")
+            )
+            parts += _encode_body(body, slot)
+            parts.append(b"\r\n")
+        parts.append(f"--{boundary}--\r\n".encode("ascii"))
+        return cls(
+            parts=tuple(_merge(parts)),
+            subject=subject,
+            from_name=from_name,
+            from_address=settings.sender_address,
+            reply_to=reply_to,
+            list_id=list_id_value,
+            issue_slug=getattr(issue, "slug", "") or "issue",
+            domain=domain,
+            text=rendered.text,
+            html=rendered.html,
+            signer=signer,
+            unsubscribe_base=unsubscribe_base(settings),
+            unsubscribe_mailto=reply_to or settings.sender_address,
+            date=date,
+        )
+
+    # -- per recipient -------------------------------------------------------------------
+
+    def for_recipient(self, recipient) -> bytes:
+        """The whole message for one recipient: bytes with CRLF line ends, 7-bit, ready for
+        `smtplib.sendmail` or an .eml file. AddressError for an address it cannot carry."""
+        values = self.values(recipient)
+        return b"".join(p if isinstance(p, bytes) else values[p] for p in self.parts)
+
+    def values(self, recipient) -> dict[str, bytes]:
+        url = self.unsubscribe_url(recipient)
+        return {
+            TO: to_header(recipient.email, recipient.name),
+            MESSAGE_ID: f"Message-ID: {self.message_id(recipient)}\r\n".encode("ascii"),
+            LIST_UNSUBSCRIBE: _fold_list_unsubscribe(self.list_unsubscribe(recipient, url)),
+            UNSUB_TEXT: qp_encode(url).encode("ascii"),
+            UNSUB_HTML: qp_encode(html_lib.escape(url, quote=True)).encode("ascii"),
+        }
+
+    def unsubscribe_url(self, recipient) -> str:
+        return f"{self.unsubscribe_base}?token={self.signer.sign(recipient.token)}"
+
+    def list_unsubscribe(self, recipient, url: str | None = None) -> str:
+        """RFC 2369: the https link (RFC 8058 one-click) and a mailto carrying the token."""
+        url = url or self.unsubscribe_url(recipient)
+        token = self.signer.sign(recipient.token)
+        return f"<{url}>, <mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{token}>"
+
+    def message_id(self, recipient) -> str:
+        return f"<{self.issue_slug}.{recipient.id}.{secrets.token_hex(8)}@{self.domain}>"
+
+    # -- the SendGrid form ---------------------------------------------------------------
+
+    def sendgrid_bodies(self) -> tuple[str, str]:
+        """(text, html) with SendGrid substitution tags where the unsubscribe link goes."""
+        return (
+            self.text.replace(UNSUBSCRIBE_PLACEHOLDER, SENDGRID_TAGS[UNSUB_TEXT]),
+            self.html.replace(UNSUBSCRIBE_PLACEHOLDER, SENDGRID_TAGS[UNSUB_HTML]),
+        )
+
+    def sendgrid_substitutions(self, recipient) -> dict[str, str]:
+        url = self.unsubscribe_url(recipient)
+        return {
+            SENDGRID_TAGS[UNSUB_TEXT]: url,
+            SENDGRID_TAGS[UNSUB_HTML]: html_lib.escape(url, quote=True),
+        }
+
+
+def ascii_address(address: str) -> str:
+    """`address` as it travels: an internationalized domain in IDNA (punycode) form;
+    AddressError for what cannot travel (no @, CR/LF, a non-ASCII local part)."""
+    if not isinstance(address, str) or not address or address != address.strip():
+        raise AddressError(f"{address!r} is not an email address")
+    if address.isascii():
+        if not address.isprintable():
+            raise AddressError(f"{address!r} is not an email address")
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at or not local.isascii():
+        raise AddressError(
+            f"{address}: a non-ASCII local part needs SMTPUTF8, which composer does not use"
+        )
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        reason = "the domain is not a valid internationalized name"
+        raise AddressError(f"{address}: {reason}") from None
+
+
+def to_header(address: str, name: str = "") -> bytes:
+    """The To header line for one recipient; AddressError if it cannot be carried.
+
+    The display name is a quoted string when it is short plain ASCII, else RFC 2047
+    encoded words made here (never text that a reader could decode into something else:
+    a name that looks like an encoded word is itself encoded)."""
+    address = checked_address(address)
+    name = clean_header_text(name or "")
+    if not name:
+        return f"To: {address}\r\n".encode("ascii")
+    if _SIMPLE_NAME.match(name):
+        phrase = name
+    elif name.isascii() and len(name) <= 60 and "=?" not in name:
+        phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    else:
+        phrase = "\r\n ".join(_encoded_words(name))
+    line = f"To: {phrase} <{address}>"
+    if len(line) - line.rfind("\n") > 78:
+        line = f"To: {phrase}\r\n <{address}>"
+    return (line + "\r\n").encode("ascii")
+
+
+def checked_address(address: str) -> str:
+    """The address as it goes on the wire (see ascii_address), checked against RFC 5322's
+    addr-spec; AddressError otherwise."""
+    address = ascii_address(address)
+    if _DOT_ATOM.match(address) and ".." not in address and not address.startswith("."):
+        return address
+    from email.headerregistry import Address
+
+    try:
+        parsed = Address(addr_spec=address).addr_spec
+    except Exception as exc:  # the parser raises several kinds; all mean "not an address"
+        raise AddressError(f"{address!r} is not an email address: {exc}") from None
+    if parsed != address:
+        raise AddressError(f"{address!r} is not an email address")
+    return address
+
+
+def _encoded_words(text: str, limit: int = 45) -> list[str]:
+    """RFC 2047 base64 encoded words of at most 75 characters, split between characters."""
+    import base64
+
+    words, chunk = [], ""
+    for char in text:
+        if len((chunk + char).encode("utf-8")) > limit:
+            # Split after a space when there is one: readers that wrongly turn the folding
+            # between two encoded words into a space (Python's own parser) then show an
+            # extra space, not one inside a word.
+            cut = chunk.rfind(" ") + 1 or len(chunk)
+            words.append(chunk[:cut])
+            chunk = chunk[cut:]
+        chunk += char
+    words.append(chunk)
+    return [f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words]
+
+
+def _fold_list_unsubscribe(value: str) -> bytes:
+    """Each URI on a line of its own, never folded inside one (the first moves to a
+    continuation line when the header would pass 78 characters)."""
+    lead = "List-Unsubscribe: " if len(value) <= 78 - 18 else "List-Unsubscribe:\r\n "
+    return (lead + value.replace(">, <", ">,\r\n <") + "\r\n").encode("ascii")
+
+
+# -- quoted-printable ----------------------------------------------------------------------
+
+_QP_TABLE = tuple(chr(b) if 33 <= b <= 126 and b != 61 else f"={b:02X}" for b in range(256))
+
+
+def qp_encode(text: str) -> str:
+    """Quoted-printable (RFC 2045) of `text` as UTF-8, CRLF line ends, lines <= 76
+    characters; whitespace before a line end (and at the very end) is encoded."""
+    out: list[str] = []
+    lines = text.replace("\r\n", "\n").split("\n")
+    for line in lines:
+        data = line.encode("utf-8")
+        tokens = [" " if b == 32 else "\t" if b == 9 else _QP_TABLE[b] for b in data]
+        if tokens and tokens[-1] in (" ", "\t"):
+            tokens[-1] = _QP_TABLE[data[-1]]
+        current, width = [], 0
+        for token in tokens:
+            if width + len(token) > QP_LINE - 1:
+                out.append("".join(current) + "=")
+                current, width = [], 0
+            current.append(token)
+            width += len(token)
+        out.append("".join(current))
+    return "\r\n".join(out)
+
+
+def _encode_body(body: str, slot: str) -> list[bytes | str]:
+    """The QP-encoded body with `slot` wherever the unsubscribe placeholder was; a soft line
+    break on each side of a slot keeps every line short whatever its value."""
+    segments = body.split(UNSUBSCRIBE_PLACEHOLDER)
+    parts: list[bytes | str] = []
+    for i, segment in enumerate(segments):
+        if i:
+            parts += [slot, b"=\r\n"]
+        encoded = qp_encode(segment)
+        if i < len(segments) - 1 and not segment.endswith("\n"):
+            encoded += "=\r\n"
+        parts.append(encoded.encode("ascii"))
+    return parts
+
+
+def _merge(parts: list[bytes | str]) -> list[bytes | str]:
+    """Adjacent static bytes joined, so filling a message joins few pieces."""
+    merged: list[bytes | str] = []
+    for part in parts:
+        if isinstance(part, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return merged
