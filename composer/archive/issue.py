@@ -34,7 +34,7 @@ def build_issue(path: Path, source: str, key: str, settings) -> IssueBuild:
     issue = result.issue
     rendered = without_subscriber(render(issue, settings), settings.subscribe_url)
     folder = issue_dir(issue.month)
-    nav = render_template(settings, "_issue_nav.html.j2", root="../../")
+    nav = render_template(settings, "_issue_nav.html.j2", root="../../").strip()
     build.record = issue_record(issue, settings, source)
     build.files = {
         f"{folder}/index.html": web_page(rendered.html, nav).encode("utf-8"),
