@@ -96,8 +96,10 @@ def preheader_of(issue: Issue) -> str:
 
 
 def footer_reason(settings) -> str:
-    """Why the reader gets this email. (A `footer_reason` setting may replace it later.)"""
-    return f"You are receiving this email because you subscribed to {settings.name}."
+    """Why the reader gets this email: a `footer_reason` setting if Settings grows one,
+    else a sentence built from the newsletter's name."""
+    own = getattr(settings, "footer_reason", "")
+    return own or f"You are receiving this email because you subscribed to {settings.name}."
 
 
 @dataclass(frozen=True)
