@@ -43,6 +43,7 @@ TO, MESSAGE_ID, LIST_UNSUBSCRIBE, UNSUB_TEXT, UNSUB_HTML = (
 )
 # SendGrid substitution tags for the unsubscribe link (text and attribute-escaped HTML).
 SENDGRID_TAGS = {UNSUB_TEXT: "-unsubscribe_url-", UNSUB_HTML: "-unsubscribe_url_html-"}
+TEST_PREFIX = "[TEST] "
 TEST_TOKEN = "send-test"  # the unsubscribe token of a test recipient
 
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+$")
@@ -85,6 +86,12 @@ class MessageTemplate:
     unsubscribe_base: str = ""
     unsubscribe_mailto: str = ""
     date: str = ""
+    test: bool = False
+
+    @property
+    def mailing(self) -> str:
+        """A name for this mailing: the issue's slug, "-test" for a test send."""
+        return f"{self.issue_slug}-test" if self.test else self.issue_slug
 
     # -- building ------------------------------------------------------------------------
 
@@ -97,14 +104,15 @@ class MessageTemplate:
         list_id: str | None = None,
         *,
         signer=None,
-        subject_prefix: str = "",
+        test: bool = False,
+        subject_prefix: str | None = None,
         date: str | None = None,
     ) -> MessageTemplate:
         """The template of the mailing of `issue` (rendered once by `render()`).
 
         `list_id` is the RFC 2919 list identifier (default `<default_list>.<domain>`);
         `signer` signs unsubscribe tokens (default: `Signer.from_environment(settings)`);
-        `subject_prefix` is "[TEST] " for test sends."""
+        `test` marks a test send: subject prefixed "[TEST] " (or `subject_prefix`)."""
         import email.policy
         from email.headerregistry import Address
 
@@ -113,6 +121,8 @@ class MessageTemplate:
         signer = signer or Signer.from_environment(settings)
         domain = settings.sender_address.rsplit("@", 1)[-1].lower()
         list_id = list_id or f"{settings.default_list}.{domain}"
+        if subject_prefix is None:
+            subject_prefix = TEST_PREFIX if test else ""
         subject = clean_header_text(f"{subject_prefix}{rendered.subject}")
         from_name = clean_header_text(settings.sender_name)
         reply_to = clean_header_text(settings.reply_to or "")
@@ -168,21 +178,24 @@ class MessageTemplate:
             unsubscribe_base=unsubscribe_base(settings),
             unsubscribe_mailto=reply_to or settings.sender_address,
             date=date,
+            test=test,
         )
 
     # -- per recipient -------------------------------------------------------------------
 
-    def for_recipient(self, recipient) -> bytes:
+    def for_recipient(self, recipient, message_id: str | None = None) -> bytes:
         """The whole message for one recipient: bytes with CRLF line ends, 7-bit, ready for
-        `smtplib.sendmail` or an .eml file. AddressError for an address it cannot carry."""
-        values = self.values(recipient)
+        `smtplib.sendmail` or an .eml file. AddressError for an address it cannot carry.
+        `message_id` (default: a new one from message_id()) lets a sender record it."""
+        values = self.values(recipient, message_id)
         return b"".join(p if isinstance(p, bytes) else values[p] for p in self.parts)
 
-    def values(self, recipient) -> dict[str, bytes]:
+    def values(self, recipient, message_id: str | None = None) -> dict[str, bytes]:
         url = self.unsubscribe_url(recipient)
+        message_id = clean_header_text(message_id or self.message_id(recipient))
         return {
             TO: to_header(recipient.email, recipient.name),
-            MESSAGE_ID: f"Message-ID: {self.message_id(recipient)}\r\n".encode("ascii"),
+            MESSAGE_ID: f"Message-ID: {message_id}\r\n".encode("ascii"),
             LIST_UNSUBSCRIBE: _fold_list_unsubscribe(self.list_unsubscribe(recipient, url)),
             UNSUB_TEXT: qp_encode(url).encode("ascii"),
             UNSUB_HTML: qp_encode(html_lib.escape(url, quote=True)).encode("ascii"),

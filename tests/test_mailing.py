@@ -173,11 +173,11 @@ def test_subject_and_title_cannot_inject_headers(settings, may_issue) -> None:
 
 
 def test_test_prefix(rendered, settings, may_issue) -> None:
-    template = MessageTemplate.build(
-        rendered, settings, may_issue, signer=SIGNER, subject_prefix="[TEST] "
-    )
-    msg = parse(template.for_recipient(outside_recipient("ed@example.com")))
+    template = MessageTemplate.build(rendered, settings, may_issue, signer=SIGNER, test=True)
+    msg = parse(template.for_recipient(outside_recipient("ed@example.com"), "<m@covar.com>"))
     assert msg["Subject"] == "[TEST] The CoVar Zeitgeist: May, 2025"
+    assert msg["Message-ID"] == "<m@covar.com>"
+    assert template.mailing == "2025-05-test"
 
 
 PLACEMENTS = [

@@ -1,0 +1,146 @@
+"""The sender contract: what every backend (outbox, smtp, sendgrid) does and returns.
+
+    with sender_for(settings) as sender:
+        for result in sender.send(template, recipients):     # one result per recipient
+            record(result.recipient, result.status, result.reason)
+
+A backend implements `send_batch(template, recipients) -> list[RecipientResult]` (one
+result per recipient, in order) for at most `batch_size` recipients. `send()` is the loop
+around it: batches, and temporary failures retried later with backoff (other batches go on
+meanwhile), until each recipient has exactly one final result. A backend raises
+`SendError` only when nothing more can be sent (bad credentials, a request SendGrid
+refuses): then no result is lost, the caller has every result yielded so far.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from composer.errors import ComposerError
+
+
+class DeliveryStatus(StrEnum):
+    SENT = "sent"  # the server took responsibility for it (2xx, SendGrid 202)
+    TEMPORARY = "temporary"  # may succeed later (4xx, 429, 5xx from an API, a dropped link)
+    PERMANENT = "permanent"  # never retry (5xx from SMTP, an address that cannot travel)
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientResult:
+    """What became of one recipient's message."""
+
+    recipient: object  # composer.subscribers.Recipient (id, email, name, token)
+    status: DeliveryStatus
+    reason: str = ""  # the server's own words, e.g. "550 5.1.1 No such user"
+    message_id: str = ""  # our Message-ID, or the provider's id (SendGrid X-Message-Id)
+    location: str = ""  # where it went, when that is a place (the outbox file)
+    attempts: int = 1
+
+    @property
+    def sent(self) -> bool:
+        return self.status is DeliveryStatus.SENT
+
+
+class SendError(ComposerError):
+    """Sending cannot go on at all (refused login, a request the provider rejects)."""
+
+
+class Sender:
+    """Base of the backends. Subclasses set `name` and `batch_size` and implement
+    send_batch(); open()/close() manage connections (use the sender as a context manager)."""
+
+    name = ""
+    batch_size = 1000
+    # Seconds before each retry of a temporary failure (each with +-20 % jitter).
+    retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0)
+
+    def __init__(
+        self,
+        settings,
+        *,
+        retry_delays: Sequence[float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        if retry_delays is not None:
+            self.retry_delays = tuple(retry_delays)
+        self.sleep, self.clock = sleep, clock
+
+    def __repr__(self) -> str:  # never credentials
+        return f"<{type(self).__name__}>"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, log in: fail early, with SendError, if sending cannot work at all."""
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_batch(self, template, recipients: Sequence) -> list[RecipientResult]:
+        """One result per recipient, in order. At most `batch_size` recipients."""
+        raise NotImplementedError
+
+    def send(self, template, recipients: Iterable) -> Iterator[RecipientResult]:
+        """Every recipient's final result, in batches of `batch_size`, as they come.
+
+        A temporary failure is retried after retry_delays[0], then [1], ... (the other
+        batches go on meanwhile); what still fails after the last is yielded as temporary.
+        """
+        retries: list[tuple[float, int, int, object]] = []  # (due, seq, attempt, recipient)
+        seq = itertools.count()
+        for batch in _chunks(recipients, self.batch_size):
+            yield from self._round(template, batch, 1, retries, seq)
+            yield from self._retry_due(template, retries, seq)
+        while retries:
+            self.sleep(max(0.0, retries[0][0] - self.clock()))
+            yield from self._retry_due(template, retries, seq)
+
+    def _retry_due(self, template, retries, seq) -> Iterator[RecipientResult]:
+        now = self.clock()
+        due: dict[int, list] = {}
+        while retries and retries[0][0] <= now:
+            _, _, attempt, recipient = heapq.heappop(retries)
+            due.setdefault(attempt, []).append(recipient)
+        for attempt, recipients in sorted(due.items()):
+            for batch in _chunks(recipients, self.batch_size):
+                yield from self._round(template, batch, attempt, retries, seq)
+
+    def _round(self, template, batch, attempt, retries, seq) -> Iterator[RecipientResult]:
+        results = self.send_batch(template, batch)
+        if len(results) != len(batch) or any(
+            r.recipient is not b for r, b in zip(results, batch, strict=False)
+        ):
+            raise RuntimeError(f"{type(self).__name__}.send_batch broke the contract")
+        for result in results:
+            if attempt > 1:
+                result = replace(result, attempts=attempt)
+            if result.status is DeliveryStatus.TEMPORARY and attempt <= len(self.retry_delays):
+                delay = self.retry_delays[attempt - 1] * random.uniform(0.8, 1.2)
+                heapq.heappush(
+                    retries, (self.clock() + delay, next(seq), attempt + 1, result.recipient)
+                )
+            else:
+                yield result
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

@@ -1,0 +1,279 @@
+"""The SMTP backend: several connections in parallel, each reused across messages.
+
+newsletter.yaml:
+
+    smtp:
+      host: smtp.example.com
+      port: 587                 # default: 587 (starttls), 465 (tls), 25 (none)
+      security: starttls        # starttls | tls (implicit TLS) | none
+      connections: 4            # parallel connections (threads), each reused
+      timeout: 30               # seconds per command
+      ca_file: certs/ca.pem     # optional: trust this CA (a private server)
+      envelope_from: bounces@example.com   # optional: where bounces go (default: sender)
+      retry_delays: [10, 60, 300]          # optional: seconds before each retry of a 4xx
+
+The login comes only from the environment (or .env): SMTP_USERNAME and SMTP_PASSWORD.
+
+Per recipient: 2xx sent; 4xx temporary (retried later with backoff by Sender.send);
+5xx permanent. A connection the server dropped is reopened for the next message; the
+message that was in flight is a temporary failure (retried later), as the server may or
+may not have taken it.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from composer.mailing import AddressError, checked_address
+from composer.senders.base import DeliveryStatus, RecipientResult, Sender, SendError
+from composer.senders.options import BackendOptions, secret
+
+SECURITY = ("starttls", "tls", "none")
+DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+_NETWORK_ERRORS = (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, OSError)
+# A greeting or EHLO refused (421 busy...) counts as a failure to connect.
+_CONNECT_ERRORS = (*_NETWORK_ERRORS, smtplib.SMTPConnectError, smtplib.SMTPHeloError)
+
+
+class SmtpSender(Sender):
+    name = "smtp"
+    batch_size = 200
+
+    def __init__(self, settings, **kwargs) -> None:
+        super().__init__(settings, **kwargs)
+        options = BackendOptions(settings, "smtp")
+        self.host = options.text("host", required=True)
+        self.security = options.choice("security", SECURITY, "starttls")
+        self.port = options.integer("port", DEFAULT_PORTS[self.security], 1, 65535)
+        self.connections = options.integer("connections", 4, 1, 64)
+        self.timeout = options.number("timeout", 30.0, 1, 600)
+        ca_file = options.text("ca_file")
+        self.local_hostname = options.text("local_hostname") or None
+        self.envelope_from = options.text("envelope_from") or settings.sender_address
+        if "retry_delays" not in kwargs:
+            self.retry_delays = options.number_list("retry_delays", self.retry_delays)
+        else:
+            options.used.add("retry_delays")
+        self.ca_file = str(Path(settings.root) / ca_file) if ca_file else None
+        if self.ca_file and not Path(self.ca_file).is_file():
+            options.problems.append(f"smtp.ca_file: {self.ca_file} is not a file")
+        self._username, self._password = secret("SMTP_USERNAME"), secret("SMTP_PASSWORD")
+        if bool(self._username) != bool(self._password):
+            options.problems.append(
+                "SMTP_USERNAME and SMTP_PASSWORD (environment or .env): set both or neither"
+            )
+        if self._username and self.security == "none":
+            options.problems.append(
+                "smtp.security: none would send SMTP_PASSWORD in clear; use starttls or tls"
+            )
+        options.finish()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[_Connection] = []
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect and log in once up front, so a wrong host or login fails at once."""
+        self._pool = ThreadPoolExecutor(self.connections, thread_name_prefix="smtp")
+        try:
+            self._pool.submit(lambda: self._connection().ensure()).result()
+        except _CONNECT_ERRORS as exc:
+            self.close()
+            raise SendError(
+                f"smtp: cannot connect to {self.where} (smtp.host and smtp.port in "
+                f"{self.settings.path}): {_describe(exc)}"
+            ) from None
+        except SendError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._open = self._open, []
+        for connection in connections:
+            connection.quit()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_batch(self, template, recipients) -> list[RecipientResult]:
+        if self._pool is None:
+            self.open()
+        results: list[RecipientResult | None] = [None] * len(recipients)
+        cursor = iter(range(len(recipients)))
+        cursor_lock = threading.Lock()
+
+        def work() -> None:
+            connection = self._connection()
+            while True:
+                with cursor_lock:
+                    i = next(cursor, None)
+                if i is None:
+                    return
+                results[i] = connection.deliver(template, recipients[i])
+
+        workers = [self._pool.submit(work) for _ in range(min(self.connections, len(recipients)))]
+        for worker in workers:
+            worker.result()  # re-raises SendError (a refused login) from a worker
+        return results  # type: ignore[return-value]
+
+    def _connection(self) -> _Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = _Connection(self)
+            with self._lock:
+                self._open.append(connection)
+        return connection
+
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.security == "tls":
+            smtp = smtplib.SMTP_SSL(
+                self.host,
+                self.port,
+                local_hostname=self.local_hostname,
+                timeout=self.timeout,
+                context=context,
+            )
+        else:
+            smtp = smtplib.SMTP(
+                self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
+            )
+        try:
+            smtp.ehlo()
+            if self.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise SendError(
+                        f"smtp: {self.where} does not offer STARTTLS; set smtp.security "
+                        f"in {self.settings.path} (tls for implicit TLS, none for no "
+                        "encryption, only without a login)"
+                    )
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if self._username:
+                try:
+                    smtp.login(self._username, self._password)
+                except smtplib.SMTPAuthenticationError as exc:
+                    raise SendError(
+                        f"smtp: {self.where} refused the login of SMTP_USERNAME: "
+                        f"{_reply(exc.smtp_code, exc.smtp_error)}"
+                    ) from None
+                except smtplib.SMTPNotSupportedError:
+                    raise SendError(f"smtp: {self.where} does not offer AUTH (login)") from None
+        except BaseException:
+            _close_quietly(smtp)
+            raise
+        return smtp
+
+
+class _Connection:
+    """One thread's connection: opened when first needed, reopened after a drop."""
+
+    def __init__(self, sender: SmtpSender) -> None:
+        self.sender = sender
+        self.smtp: smtplib.SMTP | None = None
+        self.used = False  # has it carried a message (so a drop may just be an idle timeout)
+
+    def ensure(self) -> smtplib.SMTP:
+        if self.smtp is None:
+            self.smtp = self.sender._connect()
+            self.used = False
+        return self.smtp
+
+    def drop(self) -> None:
+        if self.smtp is not None:
+            _close_quietly(self.smtp)
+        self.smtp = None
+
+    def quit(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self.drop()
+
+    def deliver(self, template, recipient) -> RecipientResult:
+        sender = self.sender
+        message_id = template.message_id(recipient)
+        try:
+            address = checked_address(recipient.email)
+            data = template.for_recipient(recipient, message_id)
+        except AddressError as err:
+            return RecipientResult(recipient, DeliveryStatus.PERMANENT, str(err))
+        for attempt in (1, 2):
+            stage, reused = "connect", False
+            try:
+                smtp = self.ensure()
+                reused = self.used
+                stage = "MAIL FROM"
+                code, reply = smtp.mail(sender.envelope_from)
+                if code == 250:
+                    stage = "RCPT TO"
+                    code, reply = smtp.rcpt(address)
+                if code in (250, 251):
+                    stage = "DATA"
+                    try:
+                        code, reply = smtp.data(data)
+                    except smtplib.SMTPDataError as exc:  # DATA itself refused (no 354)
+                        code, reply = exc.smtp_code, exc.smtp_error
+                self.used = True
+            except SendError:
+                raise
+            except _CONNECT_ERRORS as exc:
+                self.drop()
+                if attempt == 1 and stage == "MAIL FROM" and reused:
+                    continue  # an idle connection the server had closed: reopen, once
+                return RecipientResult(
+                    recipient,
+                    DeliveryStatus.TEMPORARY,
+                    f"connection to {sender.where} lost at {stage}: {_describe(exc)}",
+                    message_id,
+                )
+            text = _reply(code, reply)
+            if 200 <= code < 300:
+                return RecipientResult(recipient, DeliveryStatus.SENT, text, message_id)
+            if code == 421:  # the server is closing this connection
+                self.drop()
+            else:
+                self._reset()
+            status = DeliveryStatus.TEMPORARY if code < 500 else DeliveryStatus.PERMANENT
+            return RecipientResult(recipient, status, f"{stage}: {text}", message_id)
+        raise AssertionError("unreachable")
+
+    def _reset(self) -> None:
+        try:
+            self.smtp.rset()
+        except _NETWORK_ERRORS:
+            self.drop()
+
+
+def _reply(code: int, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return f"{code} {' '.join(text.split())}"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _reply(exc.smtp_code, exc.smtp_error)
+    return str(exc) or type(exc).__name__
+
+
+def _close_quietly(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.close()
+    except OSError:
+        pass
