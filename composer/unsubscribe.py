@@ -136,3 +136,20 @@ def _warn_development() -> None:
             "development secret (outbox only). Set it in .env before a real mailing.",
             file=sys.stderr,
         )
+
+
+def unsubscribe_by_token(store, signed: str, signer: Signer, *, source: str = "unsubscribe link"):
+    """Apply an unsubscribe link's token: (subscriber before, subscriber after).
+
+    BadToken if the signature does not match; UnknownSubscriber if no subscriber has it."""
+    from composer.subscribers import UnknownSubscriber
+
+    token = signer.verify(signed)
+    subscriber = store.get_by_token(token)
+    if subscriber is None:
+        raise UnknownSubscriber(
+            f"no subscriber in {store.path} has this unsubscribe token (deleted, or a test "
+            "send's link)"
+        )
+    after = store.unsubscribe(subscriber.id, how="token", source=source)
+    return subscriber, after

@@ -81,6 +81,7 @@ def _register() -> None:
     main.add_command(build)
     main.add_command(preview)
     from composer.cli.archive import archive; main.add_command(archive)  # noqa: E702, I001
+    from composer.cli.send import send_test; main.add_command(send_test)  # noqa: E702, I001
 
 
 _register()

@@ -107,7 +107,7 @@ def remove(ctx: click.Context, email: str, list_name: str | None):
 
 
 @subscribers.command()
-@click.argument("email")
+@click.argument("email", required=False)
 @click.option(
     "--status",
     type=click.Choice(["unsubscribed", "bounced", "complained"]),
@@ -115,15 +115,34 @@ def remove(ctx: click.Context, email: str, list_name: str | None):
     show_default=True,
     help="Why they leave.",
 )
+@click.option(
+    "--token",
+    metavar="T",
+    help="Instead of EMAIL: the token of an unsubscribe link (or the whole link).",
+)
 @click.pass_context
-def unsubscribe(ctx: click.Context, email: str, status: str):
+def unsubscribe(ctx: click.Context, email: str | None, status: str, token: str | None):
     """Stop mailing EMAIL (on every list), keeping the record so imports leave it out.
 
     \b
     Examples:
       newsletter subscribers unsubscribe ann@example.com
       newsletter subscribers unsubscribe bob@example.com --status bounced
+      newsletter subscribers unsubscribe --token 'Qx3...Zk.p9V...2w'
     """
+    if bool(email) == bool(token):
+        raise click.UsageError("give either EMAIL or --token T")
+    if token:
+        from composer.unsubscribe import Signer, unsubscribe_by_token
+
+        signer = Signer.from_environment(ctx.obj.settings)
+        with _open(ctx) as store:
+            before, sub = unsubscribe_by_token(store, token, signer, source="cli")
+        if before.status == sub.status:
+            click.echo(f"{sub.email} was already {sub.status} (since {sub.status_at[:10]})")
+        else:
+            click.echo(f"{sub.email}: {before.status} -> {sub.status}")
+        return
     with _open(ctx) as store:
         before = store.require(email)
         sub = store.set_status(email, status, how="cli", source="newsletter subscribers")
@@ -286,3 +305,22 @@ def export(ctx: click.Context, status: str | None, list_name: str | None):
         for s in store.iter_subscribers(list_name, status):
             row = [s.email, s.name, s.status, s.status_at, s.status_how, s.source]
             out.writerow([*row, s.created_at, " ".join(s.lists)])
+
+
+@subscribers.command("sync-suppressions")
+@click.pass_context
+def sync_suppressions(ctx: click.Context):
+    """Mark everyone SendGrid suppresses, so they are never mailed again: spam reports
+    (complained), bounces and invalid emails (bounced), unsubscribes (global and the
+    unsubscribe group's). Needs SENDGRID_API_KEY.
+
+    \b
+    Example:
+      newsletter subscribers sync-suppressions
+    """
+    from composer.suppressions import sync_suppressions as sync
+
+    with _open(ctx) as store:
+        reports = sync(ctx.obj.settings, store)
+    for report in reports:
+        click.echo(report.line())

@@ -1,0 +1,115 @@
+"""`newsletter send-test`: the real mailing's message, subject prefixed [TEST], to a few
+addresses. Thin: options in, library calls, one line per recipient out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command("send-test")
+@click.argument("path", type=EXISTING_FILE)
+@click.option(
+    "--to",
+    "to",
+    metavar="ADDR,...",
+    help="Comma-separated addresses (default: test_recipients in newsletter.yaml). They "
+    "need not be subscribers.",
+)
+@click.pass_context
+def send_test(ctx: click.Context, path: Path, to: str | None) -> None:
+    """Send a test copy of an issue: exactly the message of the real mailing (same
+    rendering, headers, unsubscribe link), with the subject prefixed [TEST], through the
+    backend of newsletter.yaml (delivery.backend; the outbox by default).
+
+    Refuses an issue that `newsletter check` finds errors in, printing them. Records no
+    delivery: the real mailing is not affected. Exit status 1 if any address failed.
+
+    \b
+    Examples:
+      newsletter send-test issues/2025-06.rst
+      newsletter send-test issues/2025-06.rst --to me@example.com,editor@example.org
+    """
+    from composer.errors import ComposerError, IssueHasErrors
+    from composer.mailing import MessageTemplate
+    from composer.render.stage import check_and_render
+    from composer.senders import sender_for
+
+    settings = ctx.obj.settings
+    addresses = _addresses(to) if to else list(dict.fromkeys(settings.test_recipients))
+    if not addresses:
+        raise ComposerError(
+            f"no test recipients: pass --to ADDR,... or list test_recipients in {settings.path}"
+        )
+    staged = check_and_render(path, settings)
+    for diagnostic in staged.diagnostics:
+        click.echo(str(diagnostic), err=True)
+    if staged.errors or staged.rendered is None:
+        raise IssueHasErrors(str(path), staged.diagnostics)
+    template = MessageTemplate.build(staged.rendered, settings, staged.issue, test=True)
+    recipients = _recipients(settings, addresses)
+    failed = 0
+    # A test reports at once: no waiting minutes to retry a temporary failure.
+    with sender_for(settings, retry_delays=()) as sender:
+        n = len(recipients)
+        addresses_text = f"{n} address" if n == 1 else f"{n} addresses"
+        click.echo(f'{path}: "{template.subject}" via {sender.name} to {addresses_text}')
+        for result in sender.send(template, recipients):
+            failed += not result.sent
+            click.echo(f"  {_describe(result)}")
+    if failed:
+        ctx.exit(1)
+
+
+def _addresses(value: str) -> list[str]:
+    from composer.subscribers import InvalidAddress, normalize
+
+    addresses: dict[str, str] = {}
+    for raw in value.split(","):
+        if not raw.strip():
+            continue
+        try:
+            address = normalize(raw)
+        except InvalidAddress as err:
+            raise click.BadParameter(
+                f'"{err.address}" is not an email address: {err.reason}', param_hint="--to"
+            ) from None
+        addresses.setdefault(address.key, address.email)
+    if not addresses:
+        raise click.BadParameter("no address given", param_hint="--to")
+    return list(addresses.values())
+
+
+def _recipients(settings, addresses: list[str]) -> list:
+    """Subscribers get their own record (their real unsubscribe link, as in the mailing);
+    anyone else a test recipient. The database is only read, and only if it exists."""
+    from composer.mailing import outside_recipient
+
+    found = {}
+    if Path(settings.subscribers_database).is_file():
+        from composer.subscribers import Recipient, open_store
+
+        with open_store(settings.subscribers_database, settings.default_list) as store:
+            for address in addresses:
+                sub = store.get(address)
+                if sub is not None:
+                    found[address] = Recipient(sub.id, sub.email, sub.name, sub.token)
+    return [found.get(a) or outside_recipient(a) for a in addresses]
+
+
+def _describe(result) -> str:
+    email = result.recipient.email
+    if result.sent and result.location:
+        return f"{email}: sent -> {_relative(result.location)}"
+    status = result.status.value if result.sent else f"{result.status.value} failure"
+    return f"{email}: {status} ({result.reason})"
+
+
+def _relative(location: str) -> str:
+    try:
+        return str(Path(location).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return location
