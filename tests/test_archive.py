@@ -3,6 +3,7 @@ temporary folders, then read back as a reader, a feed reader and git would."""
 
 from __future__ import annotations
 
+import calendar
 import email
 import email.policy
 import json
@@ -224,6 +225,28 @@ def test_two_builds_are_byte_identical(tmp_path: Path, site: Path, settings) -> 
     other = tmp_path / "again"
     build_archive(settings, other, jobs=2)  # worker processes give the same bytes
     assert snapshot(other) == snapshot(site)
+
+
+def test_a_pool_of_workers_builds_the_same_bytes(tmp_path: Path) -> None:
+    """Six issues (the seeds, and copies under other months): rendered by a pool of two
+    worker processes, and in this process alone."""
+    from composer.settings import load_settings
+
+    config = make_newsletter(tmp_path)
+    for month in ("2023-01", "2023-02", "2023-03", "2023-04"):
+        seed = (tmp_path / "issues" / f"{SEEDS[int(month[-1]) % 2]}.rst").read_text("utf-8")
+        title = f"The CoVar Zeitgeist: {calendar.month_name[int(month[-2:])]}, 2023"
+        body = seed.split("\n", 2)[2]
+        (tmp_path / "issues" / f"{month}.rst").write_text(
+            f"{title}\n{'=' * len(title)}\n{body}", encoding="utf-8"
+        )
+    settings = load_settings(config)
+    pooled = build_archive(settings, tmp_path / "pooled", jobs=2)
+    alone = build_archive(settings, tmp_path / "alone", jobs=1)
+    assert pooled.rendered == alone.rendered == [
+        "2023-01", "2023-02", "2023-03", "2023-04", "2024-11", "2025-05"
+    ]  # fmt: skip
+    assert snapshot(tmp_path / "pooled") == snapshot(tmp_path / "alone")
 
 
 def test_rebuild_with_nothing_changed_writes_nothing(tmp_path: Path, monkeypatch) -> None:

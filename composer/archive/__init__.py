@@ -1,8 +1,8 @@
 """`newsletter archive`: the static web archive of every issue, with its feed.
 
     discover issues -> hash each (file + templates + settings + code) -> check and render
-    the changed ones (in worker processes when many) -> write their pages -> index,
-    search index, links page and feed from every issue's record -> manifest
+    the changed ones (workers.py: in worker processes) -> index, search index, links
+    page and feed from every issue's record -> the changed issues' pages -> manifest
 
 Only changed issues are read and rendered: unchanged ones come from the records cached
 in the site. Every file is written only when its bytes differ, and files of issues that
@@ -12,15 +12,13 @@ no longer exist are removed, so a rebuild with nothing changed writes nothing.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from composer.archive import workers
 from composer.archive.files import SiteWriter
-from composer.archive.issue import IssueBuild, build_issue
+from composer.archive.issue import IssueBuild, page_names
 from composer.archive.manifest import MANIFEST, Manifest, dump_record, record_path
-
-POOL_MIN = 4  # fewer changed issues than this are rendered in this process
 
 
 @dataclass
@@ -39,14 +37,27 @@ class ArchiveResult:
 
 
 def build_archive(settings, site: Path, *, jobs: int | None = None) -> ArchiveResult:
+    import gc
+
+    # Records are many small objects that live until the end: the cyclic collector's
+    # passes over them cost more than the build creates garbage.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(settings, Path(site), jobs)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
     from composer.archive.site import site_files
 
-    site = Path(site)
     result = ArchiveResult(site)
     old = Manifest.load(site)
     writer = result.files = SiteWriter(site)
     todo, kept = _discover(settings, site, old)
-    builds = _build_all(todo, settings, jobs)
+    builds, rendered_files = workers.start(todo, settings, jobs)
     new = Manifest()
     records: dict[str, dict] = {}
     for build in sorted(builds + kept, key=lambda b: b.source):
@@ -72,16 +83,14 @@ def build_archive(settings, site: Path, *, jobs: int | None = None) -> ArchiveRe
             result.refused.append(str(build.path))
             continue
         records[record["month"]] = record
-        fresh = bool(build.files) and not build.errors
+        fresh = build.built and not build.errors
         # Unchanged, or kept as the last build archived it despite errors: as it was.
-        entry = {"files": sorted(build.files), "key": build.key}
+        entry = {"files": page_names(record["month"]), "key": build.key}
         entry = entry if fresh else old.issues[build.source]
         new.issues[build.source] = {"month": record["month"], "files": entry["files"],
                                     "key": entry["key"]}  # fmt: skip
         new.files += [*entry["files"], record_path(record["month"])]
         if fresh:
-            for rel, data in sorted(build.files.items()):
-                writer.write(rel, data)
             writer.write(record_path(record["month"]), dump_record(record))
             result.rendered.append(record["month"])
         elif not build.errors:
@@ -90,6 +99,10 @@ def build_archive(settings, site: Path, *, jobs: int | None = None) -> ArchiveRe
     for rel, data in site_files(newest_first, settings):
         writer.write(rel, data)
         new.files.append(rel)
+    pages = rendered_files()  # the issue pages (a worker may still be rendering them)
+    for source in sorted(new.issues):
+        for rel, data in sorted(pages.get(source, {}).items()):
+            writer.write(rel, data)
     for rel in sorted(set(old.files) - set(new.files)):
         writer.remove(rel)
     result.removed = sorted(
@@ -112,7 +125,7 @@ def _discover(settings, site: Path, old: Manifest) -> tuple[list, list[IssueBuil
         source = _relative(path, settings.root)
         key = issue_key(base, source, path.read_bytes())
         entry = old.issues.get(source)
-        unchanged = IssueBuild(_shown(path), source, key)
+        unchanged = IssueBuild(_shown(path), source, key, built=False)
         files = entry["files"] if entry else []
         if entry and entry.get("key") == key and all((site / f).is_file() for f in files):
             unchanged.record = _cached(site, old, unchanged)
@@ -121,28 +134,6 @@ def _discover(settings, site: Path, old: Manifest) -> tuple[list, list[IssueBuil
         else:
             todo.append((_shown(path), source, key))
     return todo, kept
-
-
-def _build_all(todo: list, settings, jobs: int | None) -> list[IssueBuild]:
-    jobs = jobs or os.cpu_count() or 1
-    if jobs == 1 or len(todo) < POOL_MIN:
-        return [build_issue(path, source, key, settings) for path, source, key in todo]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    import composer.check  # noqa: F401  (imported once here, inherited by forked workers)
-    import composer.render.mjml  # noqa: F401
-
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    with ProcessPoolExecutor(
-        min(jobs, len(todo)), mp_context=multiprocessing.get_context(method)
-    ) as pool:
-        chunk = max(1, len(todo) // (jobs * 4))
-        return list(pool.map(_build_one, todo, [settings] * len(todo), chunksize=chunk))
-
-
-def _build_one(item: tuple, settings) -> IssueBuild:
-    return build_issue(*item, settings)
 
 
 def _cached(site: Path, old: Manifest, build: IssueBuild) -> dict | None:

@@ -14,11 +14,20 @@ class IssueBuild:
     key: str
     month: str = ""
     errors: list[str] = field(default_factory=list)  # error diagnostics, as `check` prints
-    record: dict | None = None
+    record: dict | None = None  # set when this build read the issue without errors
     files: dict[str, bytes] = field(default_factory=dict)  # site-relative path -> bytes
+    built: bool = True  # False: unchanged since the last build, its record from the cache
 
 
-def build_issue(path: Path, source: str, key: str, settings) -> IssueBuild:
+def page_names(month: str) -> list[str]:
+    """The files an archived issue has, relative to the site."""
+    from composer.archive.record import issue_dir
+
+    return [f"{issue_dir(month)}/{name}" for name in ("email.eml", "email.txt", "index.html")]
+
+
+def build_issue(path: Path, source: str, key: str, settings, pages: bool = True) -> IssueBuild:
+    """Check the issue; unless it has errors, its record and (`pages`) its files."""
     from composer.archive.record import issue_dir, issue_record
     from composer.archive.templates import render_template
     from composer.archive.webpage import archived_message, web_page, without_subscriber
@@ -32,10 +41,12 @@ def build_issue(path: Path, source: str, key: str, settings) -> IssueBuild:
     if build.errors:
         return build
     issue = result.issue
+    build.record = issue_record(issue, settings, source)
+    if not pages:
+        return build
     rendered = without_subscriber(render(issue, settings), settings.subscribe_url)
     folder = issue_dir(issue.month)
     nav = render_template(settings, "_issue_nav.html.j2", root="../../").strip()
-    build.record = issue_record(issue, settings, source)
     build.files = {
         f"{folder}/index.html": web_page(rendered.html, nav).encode("utf-8"),
         f"{folder}/email.txt": rendered.text.encode("utf-8"),

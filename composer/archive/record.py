@@ -47,10 +47,35 @@ def issue_record(issue: Issue, settings, source: str) -> dict:
         "highlights": [str(inline_html(p)) for p in issue.highlights],
         "sections": sections,
     }
-    # The feed entry's content: the whole issue as simple HTML that feed readers show.
-    record["content"] = render_template(settings, "_content.html.j2", issue=issue,
-                                        record=record)  # fmt: skip
+    # Pieces of the site-wide files, made once here rather than on every build: the
+    # issue's Atom entry (its content the whole issue as simple HTML) and search lines.
+    content = render_template(settings, "_content.html.j2", issue=issue, record=record).strip()
+    record["feed_entry"] = render_template(settings, "_feed_entry.xml.j2", r=record,
+                                           content=content).rstrip("\n")  # fmt: skip
+    record["search"] = search_lines(record)
     return record
+
+
+def search_lines(record: dict) -> str:
+    """The issue's entries for the search index, one JSON object a line."""
+    import json
+
+    page = f"{record['dir']}/index.html"
+    return ",\n".join(
+        json.dumps(
+            {
+                "title": entry["title"],
+                "summary": entry["summary"],
+                "url": entry["url"],
+                "month": record["month"],
+                "section": section["title"],
+                "page": f"{page}#{section['anchor']}",
+            },
+            sort_keys=True,
+        )
+        for section in record["sections"]
+        for entry in section["entries"]
+    )
 
 
 def _entry(entry, date: str) -> dict:

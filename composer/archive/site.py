@@ -32,31 +32,28 @@ def site_files(records: list[dict], settings) -> list[tuple[str, bytes]]:
 
 def search_index(records: list[dict]) -> str:
     """Every entry of every issue, as a script that sets a global (a page opened from
-    file:// may not fetch() a JSON file, but may load a script)."""
-    issues = [{"month": r["month"], "label": r["label"], "page": _page(r)} for r in records]
-    entries = [
-        {
-            "title": entry["title"],
-            "summary": entry["summary"],
-            "url": entry["url"],
-            "month": r["month"],
-            "section": section["title"],
-            "page": f"{_page(r)}#{section['anchor']}",
-        }
+    file:// may not fetch() a JSON file, but may load a script). One item a line, so the
+    file diffs well in git."""
+    issues = ",\n".join(
+        json.dumps({"month": r["month"], "label": r["label"], "page": _page(r)}, sort_keys=True)
         for r in records
-        for section in r["sections"]
-        for entry in section["entries"]
-    ]
-    data = json.dumps({"issues": issues, "entries": entries}, sort_keys=True, indent=0)
-    return f"window.ARCHIVE_INDEX = {data};\n"
+    )
+    entries = ",\n".join(r["search"] for r in records if r["search"])
+    return (
+        f'window.ARCHIVE_INDEX = {{"issues": [\n{issues}\n],\n"entries": [\n{entries}\n]}};\n'
+    )
 
 
 def featured_links(records: list[dict]) -> list[dict]:
     """Every link ever featured, once per normalized URL (arXiv abs/pdf/versions, tracking
     parameters and `www.` collapse), with each issue and section it appeared in."""
+    from functools import lru_cache
+
     from composer.links import normalize
 
+    normalize = lru_cache(maxsize=None)(normalize)  # the same URLs recur across issues
     by_key: dict[str, dict] = {}
+    seen_once: set[tuple[str, str]] = set()
     for r in records:  # newest first: a link's newest title and URL are the ones shown
         for section in r["sections"]:
             for entry in section["entries"]:
@@ -64,13 +61,12 @@ def featured_links(records: list[dict]) -> list[dict]:
                 link = by_key.setdefault(
                     key, {"title": entry["title"], "url": entry["url"], "seen": []}
                 )
-                seen = {
-                    "label": r["label"],
-                    "section": section["title"],
-                    "page": f"{_page(r)}#{section['anchor']}",
-                }
-                if seen not in link["seen"]:
-                    link["seen"].append(seen)
+                page = f"{_page(r)}#{section['anchor']}"
+                if (key, page) not in seen_once:
+                    seen_once.add((key, page))
+                    link["seen"].append(
+                        {"label": r["label"], "section": section["title"], "page": page}
+                    )
     return sorted(by_key.values(), key=lambda link: (link["title"].casefold(), link["url"]))
 
 

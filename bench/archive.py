@@ -1,0 +1,130 @@
+"""How long `newsletter archive` takes for 100 issues (targets: full build under 5 s,
+rebuild with one issue changed under 0.5 s).
+
+Generates 100 issues from the two real ones (2017-01 .. 2025-04, the title's month
+rewritten) in a temporary newsletter folder with a copy of newsletter.yaml, then times
+the real command in a fresh process (imports included): the full build, a rebuild with
+nothing changed, and a rebuild with one issue changed; then the same two rebuilds in
+process (the pipeline alone).
+
+    .venv/bin/python bench/archive.py [--issues N] [--jobs J] [--runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ("2024-11", "2025-05")
+FULL_TARGET_S, REBUILD_TARGET_S = 5.0, 0.5
+
+
+def months(count: int, first: str = "2017-01") -> list[str]:
+    year, month = (int(x) for x in first.split("-"))
+    out = []
+    for _ in range(count):
+        out.append(f"{year}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def generate(folder: Path, count: int) -> list[Path]:
+    """`count` issues shaped like the real ones, one per month, in folder/issues/."""
+    (folder / "issues").mkdir(parents=True)
+    shutil.copy(ROOT / "newsletter.yaml", folder / "newsletter.yaml")
+    seeds = [(ROOT / "issues" / f"{m}.rst").read_text(encoding="utf-8") for m in SEEDS]
+    paths = []
+    for i, month in enumerate(months(count)):
+        title_line, underline, rest = seeds[i % 2].split("\n", 2)
+        year, mon = month.split("-")
+        title = re.sub(r"\w+, \d{4}$", f"{calendar.month_name[int(mon)]}, {year}", title_line)
+        path = folder / "issues" / f"{month}.rst"
+        path.write_text(f"{title}\n{'=' * len(title)}\n{rest}", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def command(folder: Path, jobs: int | None) -> tuple[float, str]:
+    args = [sys.executable, "-m", "composer", "--config", str(folder / "newsletter.yaml"),
+            "archive", "-o", str(folder / "site")]  # fmt: skip
+    if jobs:
+        args += ["-j", str(jobs)]
+    start = time.perf_counter()
+    done = subprocess.run(args, cwd=folder, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"archive failed:\n{done.stdout}{done.stderr}")
+    return elapsed, done.stdout.splitlines()[0]
+
+
+def touch_issue(path: Path, n: int) -> None:
+    """Change one word of one summary (a real edit: the page, feed and search change)."""
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("Investigates", f"Investigates ({n})", 1), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--issues", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=None, help="default: one per CPU")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="archive-bench-") as tmp:
+        folder = Path(tmp)
+        paths = generate(folder, args.issues)
+        target = paths[len(paths) // 2]
+        fulls = []
+        for _ in range(max(1, args.runs // 2)):
+            shutil.rmtree(folder / "site", ignore_errors=True)
+            elapsed, full_line = command(folder, args.jobs)
+            fulls.append(elapsed)
+        same = [command(folder, args.jobs) for _ in range(args.runs)]
+        ones = []
+        for n in range(args.runs):
+            touch_issue(target, n)
+            ones.append(command(folder, args.jobs))
+        size = sum(p.stat().st_size for p in (folder / "site").rglob("*") if p.is_file())
+
+        sys.path.insert(0, str(ROOT))
+        from composer.archive import build_archive
+        from composer.settings import load_settings
+
+        settings = load_settings(folder / "newsletter.yaml")
+        build_archive(settings, folder / "site", jobs=args.jobs)  # warm: imports, templates
+        inproc = []
+        for n in range(args.runs):
+            touch_issue(target, 100 + n)
+            start = time.perf_counter()
+            result = build_archive(settings, folder / "site", jobs=args.jobs)
+            inproc.append(time.perf_counter() - start)
+            assert result.rendered == [target.stem], result.rendered
+
+    def verdict(seconds: float, target_s: float) -> str:
+        return f"target < {target_s:g} s: {'met' if seconds < target_s else 'MISSED'}"
+
+    full, one = min(fulls), statistics.median(t for t, _ in ones)
+    nothing = statistics.median(t for t, _ in same)
+    print(f"issues:        {args.issues} (months {months(args.issues)[0]}..{target.parent.name and months(args.issues)[-1]}), "
+          f"jobs {args.jobs or os.cpu_count()}, site {size / 1e6:.1f} MB")
+    print(f"full build:    {full:.2f} s, best of {len(fulls)} ({verdict(full, FULL_TARGET_S)})  "
+          f"[{full_line}]")
+    print(f"no change:     {nothing:.2f} s median  [{same[-1][1]}]")
+    print(f"one changed:   {one:.2f} s median of {len(ones)} ({verdict(one, REBUILD_TARGET_S)})  "
+          f"[{ones[-1][1]}]")
+    print(f"in process:    one changed {statistics.median(inproc) * 1000:.0f} ms median "
+          "(the pipeline without interpreter start and imports)")
+
+
+if __name__ == "__main__":
+    main()
