@@ -49,10 +49,15 @@ print(n, f"{time.perf_counter() - start:.1f}", " ".join(samples))
 """
 
 
-def make_csv(path: Path, rows: int, seed: int = 4) -> None:
-    """Shaped like a real export: common domains, mixed case, ~1% duplicates and ~0.5% bad."""
+def make_csv(path: Path, rows: int, distinct_domains: int, seed: int = 4) -> None:
+    """Shaped like a real export: mixed case, ~1% duplicates and ~0.5% bad addresses.
+
+    Real lists have few distinct domains (a fifth of this one is at example.com); pass
+    --domains with the row count for the worst case, every domain different.
+    """
     rnd = random.Random(seed)
-    domains = [f"mail{i}.example.net" for i in range(2000)] + ["example.com"] * 500
+    domains = [f"mail{i}.example.net" for i in range(distinct_domains)]
+    domains += ["example.com"] * (len(domains) // 4)
     first = ["Ann", "Bob", "Chloé", "Dmitri", "Eve", "Fatima", "Günter", "Hiro", "", "Zoë"]
     last = ["Lee", "Smith", "Müller", "O'Brien", "García", "Nguyen", "", "Kowalski"]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,16 +92,20 @@ def run(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--domains", type=int, default=2000, help="distinct domains")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/subscribers")
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / f"subscribers-{args.rows}.csv"
+    csv_path = out / f"subscribers-{args.rows}-{args.domains}-domains.csv"
     if not csv_path.exists():
         started = time.perf_counter()
-        make_csv(csv_path, args.rows)
+        make_csv(csv_path, args.rows, args.domains)
         print(f"generated {csv_path} in {time.perf_counter() - started:.1f} s")
-    print(f"csv: {csv_path.stat().st_size / 2**20:.0f} MB, {args.rows} rows")
+    print(
+        f"csv: {csv_path.stat().st_size / 2**20:.0f} MB, {args.rows} rows, "
+        f"{args.domains} distinct domains (+ example.com)"
+    )
     (out / "newsletter.yaml").write_text(SETTINGS, encoding="utf-8")
     db = out / "subscribers.db"
     for suffix in ("", "-wal", "-shm"):

@@ -384,3 +384,18 @@ def test_cli_import_killed_as_it_writes_is_all_or_nothing(populated, tmp_path):
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "the import ended before it could be killed"
     assert state(path) in (before, after)
+
+
+def test_worker_processes_give_the_same_verdicts_in_the_same_order(tmp_path):
+    rows = [(address, f"Name {i}") for i, address in enumerate(TRICKY * 3)]
+    rows += [("ann@example.com", ""), ("ANN@example.com", "Ann")]  # a duplicate, merged
+    csv_path = write_csv(tmp_path / "tricky.csv", rows)
+    reports, people = [], []
+    for workers in (1, 3):
+        with open_store(tmp_path / f"w{workers}.db") as s:
+            report = import_csv(s, csv_path, workers=workers)
+            reports.append((counts(report), [str(e) for e in report.errors]))
+            people.append([(p.id, p.email, p.name) for p in s.iter_subscribers()])
+    assert reports[0] == reports[1]
+    assert people[0] == people[1]
+    assert reports[0][0]["invalid"] > 20

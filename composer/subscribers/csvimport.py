@@ -100,7 +100,7 @@ def check_row(row: int, raw: str, name: str) -> ValidRow | InvalidRow:
 
 
 class CsvRows:
-    """A subscriber CSV opened for reading: `columns`, then iterate for checked rows."""
+    """A subscriber CSV opened for reading: `columns`, then `records()` to stream rows."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -170,7 +170,3 @@ class CsvRows:
                 yield row, raw, _name(record, cols)
         except (UnicodeDecodeError, csv.Error) as exc:
             raise self._file_error(exc) from None
-
-    def __iter__(self) -> Iterator[ValidRow | InvalidRow]:
-        for row, raw, name in self.records():
-            yield check_row(row, raw, name)

@@ -9,13 +9,14 @@ transaction: killed at any point, the database keeps its state from before the i
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from composer.subscribers.addresses import domain_cache
 from composer.subscribers.csvimport import CsvRows, InvalidRow, ValidRow
 from composer.subscribers.errors import ImportFileError
+from composer.subscribers.parallel import checked, default_workers
 from composer.subscribers.store import SubscriberStore
 
 BATCH_ROWS = 5000
@@ -71,6 +72,7 @@ def import_csv(
     resubscribe: bool = False,
     strict: bool = False,
     source: str | None = None,
+    workers: int | None = None,
 ) -> ImportReport:
     """Import `path` into `list_name` (default list). With strict, any invalid row stops it."""
     started = timer()
@@ -83,8 +85,10 @@ def import_csv(
     db.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
     db.execute(f"PRAGMA temp.cache_size = -{IMPORT_CACHE_KIB}")
     try:
-        with CsvRows(path) as rows, domain_cache():
-            valid = _stage(store, rows, report)
+        with CsvRows(path) as rows:
+            if workers is None:
+                workers = default_workers(path.stat().st_size)
+            valid = _stage(store, checked(rows.records(), workers), report)
             report.rows = rows.rows_read
         if strict and report.invalid:
             raise StrictImportFailed(report)
@@ -99,7 +103,9 @@ def import_csv(
     return report
 
 
-def _stage(store: SubscriberStore, rows: CsvRows, report: ImportReport) -> int:
+def _stage(
+    store: SubscriberStore, checked_rows: Iterator[ValidRow | InvalidRow], report: ImportReport
+) -> int:
     """Checked rows into temp.import_rows; returns how many valid rows there were."""
     db = store.db
     db.execute("DROP TABLE IF EXISTS temp.import_rows")
@@ -114,10 +120,9 @@ def _stage(store: SubscriberStore, rows: CsvRows, report: ImportReport) -> int:
         "ON CONFLICT (email_key) DO UPDATE SET name = excluded.name WHERE name = ''"
     )
     valid = 0
-    checked = iter(rows)
     db.execute("BEGIN")  # temp tables only: no lock on the subscriber database
     try:
-        while batch := list(islice(checked, BATCH_ROWS)):
+        while batch := list(islice(checked_rows, BATCH_ROWS)):
             good = []
             for item in batch:
                 if isinstance(item, ValidRow):
