@@ -366,6 +366,21 @@ def test_two_files_for_one_month(tmp_path: Path, monkeypatch) -> None:
     )
 
 
+def test_no_issue_files_leaves_the_archive_alone(tmp_path: Path, monkeypatch) -> None:
+    config = make_newsletter(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert run_archive(config).exit_code == 0
+    before = snapshot(tmp_path / "site")
+    for issue in (tmp_path / "issues").iterdir():
+        issue.unlink()
+    result = run_archive(config)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: issues: no issue files to archive; check issues_dir in {config}\n"
+    )
+    assert snapshot(tmp_path / "site") == before
+
+
 def test_help_has_examples() -> None:
     result = CliRunner().invoke(main, ["archive", "--help"])
     assert result.exit_code == 0

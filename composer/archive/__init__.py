@@ -119,9 +119,17 @@ def _discover(settings, site: Path, old: Manifest) -> tuple[list, list[IssueBuil
     from composer.history import issue_files
     from composer.render import _templates_dir
 
+    paths = issue_files(settings.issues_dir)
+    if not paths:  # a wrong issues_dir must not empty an existing archive
+        from composer.errors import ComposerError
+
+        raise ComposerError(
+            f"{_shown(settings.issues_dir)}: no issue files to archive; "
+            f"check issues_dir in {settings.path}"
+        )
     base = fingerprint(settings, [_templates_dir(settings), templates_dir(settings)])
     todo, kept = [], []
-    for path in issue_files(settings.issues_dir):
+    for path in paths:
         source = _relative(path, settings.root)
         key = issue_key(base, source, path.read_bytes())
         entry = old.issues.get(source)
