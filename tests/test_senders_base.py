@@ -91,7 +91,8 @@ def test_send_batches_and_retries_later(settings, template) -> None:
         ["r4@example.com", "r5@example.com", "r6@example.com"],
         ["r7@example.com"],
     ]
-    assert sender.calls[3:] == [["r2@example.com"], ["r4@example.com"], ["r4@example.com"]]
+    retried = sorted(address for call in sender.calls[3:] for address in call)
+    assert retried == ["r2@example.com", "r4@example.com", "r4@example.com"]
     assert 8 <= clock.sleeps[0] <= 12 and sum(clock.sleeps) <= 12 + 120
 
 
