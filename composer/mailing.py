@@ -118,6 +118,12 @@ class MessageTemplate:
 
         from composer.unsubscribe import Signer, unsubscribe_base
 
+        for part, body in (("plain-text", rendered.text), ("HTML", rendered.html)):
+            if UNSUBSCRIBE_PLACEHOLDER not in body:
+                raise ComposerError(
+                    f"the {part} email template has no unsubscribe link: put "
+                    "{{ unsubscribe_url }} in it (every mailing must carry one)"
+                )
         signer = signer or Signer.from_environment(settings)
         domain = settings.sender_address.rsplit("@", 1)[-1].lower()
         list_id = list_id or f"{settings.default_list}.{domain}"

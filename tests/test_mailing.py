@@ -256,3 +256,17 @@ def test_filling_is_fast(template) -> None:
     for i in range(500):
         template.for_recipient(Recipient(i, f"reader{i}@example.com", "", f"t{i}"))
     assert time.perf_counter() - start < 1.0
+
+
+def test_a_template_without_an_unsubscribe_link_is_refused(settings, may_issue) -> None:
+    from composer.errors import ComposerError
+
+    rendered = Rendered(
+        html="<p>x</p>", text=f"{UNSUBSCRIBE_PLACEHOLDER}\n", subject="S", preheader=""
+    )
+    with pytest.raises(ComposerError) as err:
+        MessageTemplate.build(rendered, settings, may_issue, signer=SIGNER)
+    assert str(err.value) == (
+        "the HTML email template has no unsubscribe link: put {{ unsubscribe_url }} in it "
+        "(every mailing must carry one)"
+    )
