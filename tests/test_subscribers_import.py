@@ -399,3 +399,44 @@ def test_worker_processes_give_the_same_verdicts_in_the_same_order(tmp_path):
     assert reports[0] == reports[1]
     assert people[0] == people[1]
     assert reports[0][0]["invalid"] > 20
+
+
+WAITING = """
+import sys, time
+from pathlib import Path
+import composer.subscribers.importer as importer
+from composer.subscribers import open_store, import_csv
+
+def wait_once(stage, go=Path(sys.argv[3])):
+    if stage == "staged" and not go.exists():
+        print("staging", flush=True)
+        while not go.exists():
+            time.sleep(0.01)
+
+importer.checkpoint = wait_once
+with open_store(sys.argv[1]) as store:
+    print(import_csv(store, sys.argv[2]).added, flush=True)
+"""
+
+
+def test_reading_the_file_does_not_lock_out_unsubscribes(populated, tmp_path):
+    """Only the final merge takes the write lock: an unsubscribe need not wait for a read."""
+    path, csv_path = populated
+    go = tmp_path / "go"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WAITING, str(path), str(csv_path), str(go)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline() == "staging\n"
+        with open_store(path) as store:
+            store.db.execute("PRAGMA busy_timeout = 0")  # fail at once if locked
+            store.unsubscribe("user1@example.com")
+    finally:
+        go.touch()
+        out = proc.communicate(timeout=60)[0]
+    assert out == "11998\n"  # user1 unsubscribed meanwhile: kept out like user2
+    with open_store(path) as store:
+        assert store.require("user1@example.com").status == "unsubscribed"
