@@ -67,21 +67,27 @@ def main(ctx: click.Context, config: Path) -> None:
     ctx.obj = AppContext(config)
 
 
+# Each command lives in the module named here; a new command is one more line.
+_COMMANDS = (
+    "composer.cli.issues:check",
+    "composer.cli.issues:convert",
+    "composer.cli.issues:new",
+    "composer.cli.build:build",
+    "composer.cli.build:preview",
+    "composer.cli.send:send_test",
+    "composer.cli.dispatch:dispatch",
+    "composer.cli.dispatch:status",
+    "composer.cli.archive:archive",
+    "composer.cli.subscribers:subscribers",
+)
+
+
 def _register() -> None:
-    from composer.cli import issues as issue_commands
+    from importlib import import_module
 
-    for command in issue_commands.COMMANDS:
-        main.add_command(command)
-    # Further command modules register here, one line each.
-    from composer.cli.subscribers import subscribers
-
-    main.add_command(subscribers)  # noqa: E702, I001
-    from composer.cli.build import build, preview
-
-    main.add_command(build)
-    main.add_command(preview)
-    from composer.cli.archive import archive; main.add_command(archive)  # noqa: E702, I001
-    from composer.cli.send import send_test; main.add_command(send_test)  # noqa: E702, I001
+    for spec in _COMMANDS:
+        module, _, name = spec.partition(":")
+        main.add_command(getattr(import_module(module), name))
 
 
 _register()

@@ -57,6 +57,9 @@ class Sender:
 
     name = ""
     batch_size = 1000
+    # True when a failed send_batch() (SendError) sent nothing of the batch: the
+    # dispatcher may then send those recipients again without risking a duplicate.
+    atomic_batches = False
     # Seconds before each retry of a temporary failure (each with +-20 % jitter).
     retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0)
 

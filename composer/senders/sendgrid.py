@@ -132,6 +132,9 @@ class RetriesExhausted(Exception):
 
 class SendGridSender(Sender):
     name = "sendgrid"
+    # A batch of distinct addresses is one request; a request SendGrid refuses (SendError)
+    # delivered nothing.
+    atomic_batches = True
     retry_delays = (60.0, 300.0)  # after a request's own retries are exhausted
 
     def __init__(self, settings, **kwargs) -> None:

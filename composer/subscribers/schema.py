@@ -128,6 +128,46 @@ _V2_TABLES = (
 )
 
 Migration = Callable[[sqlite3.Connection, str, str], None]
+
+
 # Index i holds the step from version i to version i + 1.
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_lists_tokens_history]
+def _v3_dispatches(db: sqlite3.Connection, default_list: str, now: str) -> None:
+    """Delivery records of the monthly mailing (composer/dispatch): who was sent what."""
+    db.execute(
+        """
+        CREATE TABLE dispatches (
+            id INTEGER PRIMARY KEY,
+            issue TEXT NOT NULL,
+            issue_path TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            list_name TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX dispatches_issue ON dispatches(issue, list_name)")
+    db.execute(
+        """
+        CREATE TABLE deliveries (
+            dispatch_id INTEGER NOT NULL REFERENCES dispatches(id) ON DELETE CASCADE,
+            subscriber_id INTEGER NOT NULL,
+            email TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed',
+                                                   'retry', 'skipped', 'ambiguous')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            reason TEXT NOT NULL DEFAULT '',
+            message_id TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (dispatch_id, subscriber_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX deliveries_status ON deliveries(dispatch_id, status, subscriber_id)")
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_lists_tokens_history, _v3_dispatches]
 VERSION = len(MIGRATIONS)

@@ -1,0 +1,322 @@
+"""`newsletter dispatch` (the monthly mailing) and `newsletter status` (its report)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.argument("path", type=EXISTING_FILE)
+@click.option(
+    "--list",
+    "list_name",
+    metavar="NAME",
+    help="The list to send to (default: subscribers.default_list in newsletter.yaml).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask to confirm (for scripts).")
+@click.option("--dry-run", is_flag=True, help="Check, render and count; send nothing.")
+@click.option(
+    "--rate", type=click.FloatRange(min=0.1), metavar="N", help="At most N messages per second."
+)
+@click.option("--resend", is_flag=True, help="Send a finished dispatch again, to everyone.")
+@click.option(
+    "--force", is_flag=True, help="Resume although the issue changed since the dispatch began."
+)
+@click.option(
+    "--resend-ambiguous",
+    is_flag=True,
+    help="Also send to recipients a crashed run may or may not have reached.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Recipients recorded per batch (default: by backend).",
+)
+@click.pass_context
+def dispatch(
+    ctx: click.Context,
+    path: Path,
+    list_name: str | None,
+    yes: bool,
+    dry_run: bool,
+    rate: float | None,
+    resend: bool,
+    force: bool,
+    resend_ambiguous: bool,
+    batch_size: int | None,
+) -> None:
+    """Send an issue to its subscriber list: the monthly mailing.
+
+    Checks and renders the issue, shows what will happen and asks you to confirm by
+    typing the issue's month. Every recipient's delivery is recorded: Ctrl-C stops after
+    the current batch, and running the same command again resumes where it stopped.
+    Nobody gets the issue twice.
+
+    \b
+    Examples:
+      newsletter dispatch issues/2025-06.rst
+      newsletter dispatch issues/2025-06.rst --dry-run
+      newsletter dispatch issues/2025-06.rst --list staff --rate 10 --yes
+    """
+    from composer.dispatch import DispatchOptions, deliver, prepare
+    from composer.errors import IssueHasErrors
+    from composer.render.stage import check_and_render
+    from composer.subscribers import open_store
+
+    settings = ctx.obj.settings
+    options = DispatchOptions(list_name, resend, force, resend_ambiguous, rate, batch_size)
+    staged = check_and_render(path, settings)
+    if staged.errors or staged.rendered is None:
+        raise IssueHasErrors(str(path), staged.diagnostics)
+    with open_store(settings.subscribers_database, settings.default_list) as store:
+        plan = prepare(staged, settings, store, options)
+        _summary(plan, options, dry_run)
+        if dry_run:
+            click.echo("dry run: nothing sent, nothing recorded")
+            return
+        if plan.recipients == 0 and not plan.resuming:
+            click.echo(f"nobody to send to: the list {plan.list_name} has no active members")
+            return
+        _confirm(plan, yes)
+        stop = _StopOnSignal()
+        with stop, _RichProgress(plan) as progress:
+            report = deliver(plan, settings, store, options, progress=progress, should_stop=stop)
+    _print_report(report, path)
+    if report.stopped:
+        click.echo(
+            f"stopped: run `newsletter dispatch {path}` again to resume "
+            f"({report.outstanding} still to send)"
+        )
+        sys.exit(130)
+    if report.counts["failed"]:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("path", required=False, type=EXISTING_FILE)
+@click.pass_context
+def status(ctx: click.Context, path: Path | None) -> None:
+    """Show dispatch reports: every dispatch, or the ones of the issue at PATH.
+
+    \b
+    Examples:
+      newsletter status
+      newsletter status issues/2025-05.rst
+    """
+    from composer.dispatch import report_for
+    from composer.dispatch.records import DispatchRecords
+    from composer.subscribers import open_store
+
+    settings = ctx.obj.settings
+    issue = None
+    if path is not None:
+        from composer.readers import read_issue
+
+        issue = read_issue(path).issue.month
+    with open_store(settings.subscribers_database, settings.default_list) as store:
+        records = DispatchRecords(store)
+        dispatches = records.all(issue)
+        if not dispatches:
+            click.echo(f"no dispatch of {issue} yet" if issue else "no dispatch yet")
+            return
+        if path is None:
+            _table(records, dispatches)
+            return
+        for item in dispatches:
+            _print_report(report_for(records, item), path)
+
+
+# -- presentation ----------------------------------------------------------------------
+
+
+def _summary(plan, options, dry_run: bool) -> None:
+    left_out = ", ".join(f"{n} {status}" for status, n in sorted(plan.not_counted.items()))
+    what = "resume dispatch" if plan.resuming else "new dispatch"
+    if plan.resuming:
+        what += f" {plan.existing.id} (started {plan.existing.started_at})"
+    lines = [
+        f"issue:       {plan.path} ({plan.issue})",
+        f'subject:     "{plan.subject}"',
+        f"list:        {plan.list_name}",
+        f"recipients:  {plan.recipients:,}"
+        + (" still to send" if plan.resuming else " (active members)")
+        + (f"; not counted: {left_out}" if left_out and not plan.resuming else ""),
+        f"backend:     {plan.backend}"
+        + (f", at most {options.rate:g} per second" if options.rate else ""),
+        f"HTML size:   {plan.html_size / 1024:.1f} KB",
+        f"this run:    {what}" + (" (dry run)" if dry_run else ""),
+    ]
+    click.echo("\n".join(lines))
+
+
+def _confirm(plan, yes: bool) -> None:
+    from composer.errors import ComposerError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ComposerError(
+            "refusing to send without confirmation: run it in a terminal, or pass --yes"
+        )
+    answer = click.prompt(
+        f"Type {plan.issue} to send to {plan.recipients:,} recipients",
+        default="",
+        show_default=False,
+    )
+    if answer.strip() != plan.issue:
+        raise ComposerError(
+            f"not confirmed (typed {answer.strip()!r}, not {plan.issue}); nothing sent"
+        )
+
+
+def _print_report(report, path) -> None:
+    d, c = report.dispatch, report.counts
+    state = "finished " + d.finished_at if d.finished else "not finished"
+    click.echo(
+        f"dispatch {d.id}: {d.issue} to {d.list_name} via {d.backend}, started "
+        f"{d.started_at}, {state}"
+    )
+    click.echo(
+        f"  sent {c['sent']:,}, failed {c['failed']:,}, skipped {c['skipped']:,}, "
+        f"ambiguous {c['ambiguous']:,}, still to send "
+        f"{c['pending'] + c['retry'] + c['sending']:,}"
+    )
+    for reason, n in report.failed_reasons:
+        click.echo(f"  failed ({n:,}): {reason}")
+    for email, reason in report.failed:
+        click.echo(f"    {email}: {reason}")
+    if c["ambiguous"]:
+        click.echo(
+            f"  ambiguous ({c['ambiguous']:,}): a run stopped while sending to them; "
+            "they may or may not have it. `--resend-ambiguous` sends to them again:"
+        )
+        for email, _ in report.ambiguous:
+            click.echo(f"    {email}")
+
+
+def _table(records, dispatches) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "id",
+        "issue",
+        "list",
+        "backend",
+        "started",
+        "finished",
+        "sent",
+        "failed",
+        "skipped",
+        "ambiguous",
+        "to send",
+    )
+    for d in dispatches:
+        c = records.counts(d)
+        table.add_row(
+            str(d.id),
+            d.issue,
+            d.list_name,
+            d.backend,
+            d.started_at,
+            d.finished_at or "-",
+            f"{c['sent']:,}",
+            f"{c['failed']:,}",
+            f"{c['skipped']:,}",
+            f"{c['ambiguous']:,}",
+            f"{c['pending'] + c['retry'] + c['sending']:,}",
+        )
+    Console().print(table)
+
+
+class _StopOnSignal:
+    """Ctrl-C or SIGTERM: finish the current batch, then stop. A second Ctrl-C stops at
+    once (its batch is then reported as ambiguous on the next run)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        click.echo("\nstopping after the current batch (Ctrl-C again to stop now)", err=True)
+
+    def __enter__(self):
+        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+class _RichProgress:
+    """Count, rate and ETA on a terminal; silent otherwise (the report says it all)."""
+
+    def __init__(self, plan) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.plan = plan
+        self.bar = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.finish()
+
+    def start(self, total: int) -> None:
+        if not self.console.is_terminal:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        class Rate(TransferSpeedColumn):
+            def render(self, task):
+                speed = task.finished_speed or task.speed
+                return f"{speed:,.0f} msg/s" if speed else "- msg/s"
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            Rate(),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(f"sending {self.plan.issue}", total=total)
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=n, description=f"sending {self.plan.issue}")
+
+    def waiting(self, seconds: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"retrying in {seconds:.0f}s")
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+COMMANDS = [dispatch, status]

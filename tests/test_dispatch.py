@@ -1,0 +1,333 @@
+"""`newsletter dispatch`: resumable, never twice, nothing lost; against real servers."""
+
+from __future__ import annotations
+
+import email
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from composer.cli import main
+from composer.dispatch.records import DispatchRecords
+from composer.subscribers import open_store
+from tests.servers.sendgrid import SendGridTestServer
+from tests.servers.smtp import SMTPTestServer
+
+ROOT = Path(__file__).resolve().parents[1]
+ISSUE = "issues/2025-05.rst"
+
+
+def make_project(tmp_path: Path, recipients: int, **settings_extra) -> Path:
+    """A newsletter folder: the seeds, the templates, settings, and N subscribers."""
+    shutil.copytree(ROOT / "issues", tmp_path / "issues")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    settings = yaml.safe_load((ROOT / "newsletter.yaml").read_text())
+    settings.update(settings_extra)
+    (tmp_path / "newsletter.yaml").write_text(yaml.safe_dump(settings))
+    with open_store(tmp_path / "subscribers" / "subscribers.db") as store:
+        for i in range(recipients):
+            store.add(f"reader{i:04d}@example.com", name=f"Reader {i}")
+    return tmp_path
+
+
+def run(project: Path, *args: str, **kwargs):
+    env = {**os.environ, "NEWSLETTER_SECRET": "test-secret-for-dispatch"}
+    return CliRunner(env=env).invoke(
+        main,
+        ["--config", str(project / "newsletter.yaml"), *args],
+        catch_exceptions=False,
+        **kwargs,
+    )
+
+
+def counts(project: Path) -> dict[str, int]:
+    with open_store(project / "subscribers" / "subscribers.db") as store:
+        records = DispatchRecords(store)
+        return records.counts(records.all()[-1])
+
+
+def delivered_to(server: SMTPTestServer) -> Counter:
+    return Counter(addr.lower() for message in server.received for addr in message.rcpt_tos)
+
+
+def test_outbox_dispatch_then_resume_sends_nothing_twice(tmp_path: Path, monkeypatch) -> None:
+    project = make_project(tmp_path, 30)
+    monkeypatch.chdir(project)
+    first = run(project, "dispatch", ISSUE, "--yes")
+    assert first.exit_code == 0, first.output
+    assert "  sent 30, failed 0, skipped 0, ambiguous 0, still to send 0\n" in first.output
+    files = sorted((project / "outbox" / "2025-05").glob("*.eml"))
+    assert len(files) == 30
+    message = email.message_from_bytes(files[0].read_bytes())
+    assert message["To"] == "Reader 0 <reader0000@example.com>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+    again = run(project, "dispatch", ISSUE, "--yes")
+    assert again.exit_code == 1
+    assert again.output.startswith(
+        "error: 2025-05 was already sent to the list zeitgeist (dispatch 1, finished "
+    )
+    assert again.output.endswith(
+        "`newsletter status` shows the report. To send it to everyone again, pass --resend\n"
+    )
+    assert len(list((project / "outbox" / "2025-05").glob("*.eml"))) == 30
+
+
+def test_summary_and_dry_run_send_nothing(tmp_path: Path) -> None:
+    project = make_project(tmp_path, 5)
+    with open_store(project / "subscribers" / "subscribers.db") as store:
+        store.unsubscribe("reader0001@example.com", how="test")
+        store.mark_bounced("reader0002@example.com")
+    result = run(project, "dispatch", str(project / ISSUE), "--dry-run")
+    assert result.exit_code == 0
+    assert result.output == (
+        f"issue:       {project / ISSUE} (2025-05)\n"
+        'subject:     "The CoVar Zeitgeist: May, 2025"\n'
+        "list:        zeitgeist\n"
+        "recipients:  3 (active members); not counted: 1 bounced, 1 unsubscribed\n"
+        "backend:     outbox\n"
+        "HTML size:   45.6 KB\n"
+        "this run:    new dispatch (dry run)\n"
+        "dry run: nothing sent, nothing recorded\n"
+    )
+    assert not (project / "outbox").exists()
+
+
+def test_without_terminal_or_yes_it_refuses(tmp_path: Path) -> None:
+    project = make_project(tmp_path, 2)
+    result = run(project, "dispatch", str(project / ISSUE))
+    assert result.exit_code == 1
+    assert result.output.endswith(
+        "error: refusing to send without confirmation: run it in a terminal, or pass --yes\n"
+    )
+    assert not (project / "outbox").exists()
+
+
+def test_changed_issue_is_refused_unless_forced(tmp_path: Path) -> None:
+    project = make_project(tmp_path, 10)
+    issue = project / ISSUE
+    # A partial dispatch: stop it after the first batch.
+    from composer.dispatch import DispatchOptions, deliver, prepare
+    from composer.render.stage import check_and_render
+    from composer.settings import load_settings
+
+    settings = load_settings(project / "newsletter.yaml")
+    calls = []
+    with open_store(settings.subscribers_database) as store:
+        staged = check_and_render(issue, settings)
+        plan = prepare(staged, settings, store, DispatchOptions(batch_size=4))
+        report = deliver(
+            plan,
+            settings,
+            store,
+            DispatchOptions(batch_size=4),
+            should_stop=lambda: bool(calls.append(1)) or len(calls) > 1,
+        )
+    assert report.stopped and report.counts["sent"] == 4
+    issue.write_text(issue.read_text().replace("There is a lot", "There is much"))
+    refused = run(project, "dispatch", str(issue), "--yes")
+    assert refused.exit_code == 1
+    assert refused.output == (
+        f"error: {issue} changed since dispatch 1 of 2025-05 began (4 already sent the "
+        "earlier version). Pass --force to send the current version to the rest, or undo "
+        "the change\n"
+    )
+    forced = run(project, "dispatch", str(issue), "--yes", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert counts(project)["sent"] == 10
+    assert len(list((project / "outbox" / "2025-05").glob("*.eml"))) == 10
+
+
+def test_unsubscribed_before_their_turn_are_skipped(tmp_path: Path) -> None:
+    project = make_project(tmp_path, 6)
+    from composer.dispatch import DispatchOptions, deliver, prepare
+    from composer.render.stage import check_and_render
+    from composer.settings import load_settings
+
+    settings = load_settings(project / "newsletter.yaml")
+    options = DispatchOptions(batch_size=2)
+    with open_store(settings.subscribers_database) as store:
+        plan = prepare(check_and_render(project / ISSUE, settings), settings, store, options)
+        stops = iter([False, True])
+        deliver(plan, settings, store, options, should_stop=lambda: next(stops, True))
+        store.unsubscribe("reader0005@example.com", how="test")
+        store.add("latecomer@example.com")  # joined after the snapshot: not added
+    result = run(project, "dispatch", str(project / ISSUE), "--yes")
+    assert "  sent 5, failed 0, skipped 1, ambiguous 0, still to send 0\n" in result.output
+    sent_to = {p.name.split("-", 1)[1] for p in (project / "outbox" / "2025-05").glob("*")}
+    assert "latecomer_example.com.eml" not in sent_to
+    assert "reader0005_example.com.eml" not in sent_to
+
+
+def test_smtp_451_is_retried_and_550_recorded(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        server.handler.on("reader0001@example.com", "451 4.7.1 Greylisted, try later", times=2)
+        server.handler.on("reader0002@example.com", "550 5.1.1 No such user")
+        server.handler.on("reader0003@example.com", "452 4.2.2 Mailbox full", times=1)
+        project = make_project(
+            tmp_path,
+            8,
+            delivery={"backend": "smtp"},
+            smtp=server.settings_block(retry_delays=[0.2, 0.3, 0.3]),
+        )
+        result = run(project, "dispatch", str(project / ISSUE), "--yes")
+    assert result.exit_code == 1  # a permanent failure is an error to look at
+    assert "  sent 7, failed 1, skipped 0, ambiguous 0, still to send 0\n" in result.output
+    assert "  failed (1): RCPT TO: 550 5.1.1 No such user\n" in result.output
+    assert "    reader0002@example.com: RCPT TO: 550 5.1.1 No such user\n" in result.output
+    got = delivered_to(server)
+    assert got["reader0001@example.com"] == 1 and got["reader0003@example.com"] == 1
+    assert "reader0002@example.com" not in got
+    assert server.handler.attempts["reader0001@example.com"] == 3
+    assert server.handler.attempts["reader0002@example.com"] == 1  # never retried
+    assert sum(got.values()) == 7 and max(got.values()) == 1
+    # Each recipient's own unsubscribe link, and the issue in both parts.
+    message = email.message_from_bytes(server.received[0].data)
+    text, html = (
+        part.get_payload(decode=True).decode()
+        for part in message.walk()
+        if part.get_content_maintype() == "text"
+    )
+    assert "The CoVar Zeitgeist" in text and "<html" in html
+
+
+def test_temporary_failures_give_up_after_the_last_retry(tmp_path: Path) -> None:
+    with SMTPTestServer() as server:
+        server.handler.on("reader0000@example.com", "421 4.3.2 Service shutting down")
+        project = make_project(
+            tmp_path,
+            3,
+            delivery={"backend": "smtp"},
+            smtp=server.settings_block(retry_delays=[0.1]),
+        )
+        result = run(project, "dispatch", str(project / ISSUE), "--yes")
+    assert "  sent 2, failed 1, skipped 0, ambiguous 0, still to send 0\n" in result.output
+    assert (
+        "  failed (1): gave up after 2 attempts: RCPT TO: 421 4.3.2 Service shutting down\n"
+        in result.output
+    )
+
+
+def test_status_shows_the_report_again(tmp_path: Path) -> None:
+    project = make_project(tmp_path, 3)
+    run(project, "dispatch", str(project / ISSUE), "--yes")
+    result = run(project, "status", str(project / ISSUE))
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].startswith("dispatch 1: 2025-05 to zeitgeist via outbox, started ")
+    assert lines[1] == "  sent 3, failed 0, skipped 0, ambiguous 0, still to send 0"
+    assert run(project, "status", str(project / "issues" / "2024-11.rst")).output == (
+        "no dispatch of 2024-11 yet\n"
+    )
+
+
+# -- fault tests: real processes killed at random moments ------------------------------
+
+
+def _dispatch_process(project: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "NEWSLETTER_SECRET": "test-secret-for-dispatch", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "composer",
+            "--config",
+            str(project / "newsletter.yaml"),
+            "dispatch",
+            str(project / ISSUE),
+            "--yes",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=project,
+    )
+
+
+def _kill_and_resume(project: Path, seed: int, extra: tuple[str, ...] = ()) -> int:
+    """Start, SIGKILL at random moments, start again; then run to the end. Returns how
+    many kills landed while the process was still running; checks that the kills left
+    work half done (some sent, some not) for the last run to finish."""
+    rng = random.Random(seed)
+    landed = 0
+    for _ in range(4):
+        process = _dispatch_process(project, *extra)
+        time.sleep(rng.uniform(0.5, 2.0))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            landed += 1
+        process.wait()
+    before = counts(project)
+    assert 0 < before["sent"] < sum(before.values()), before
+    final = _dispatch_process(project, *extra)
+    output = final.communicate(timeout=120)[0].decode()
+    assert final.returncode in (0, 1), output
+    return landed
+
+
+def _ambiguous(project: Path) -> set[str]:
+    with open_store(project / "subscribers" / "subscribers.db") as store:
+        rows = store.db.execute(
+            "SELECT email FROM deliveries WHERE status = 'ambiguous'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_smtp_dispatch_killed_at_random_nobody_twice_nobody_missing(tmp_path, seed) -> None:
+    n = 400
+    with SMTPTestServer() as server:
+        project = make_project(
+            tmp_path, n, delivery={"backend": "smtp"}, smtp=server.settings_block(connections=2)
+        )
+        landed = _kill_and_resume(project, seed, ("--rate", "250"))
+        got = delivered_to(server)
+    ambiguous = _ambiguous(project)
+    everyone = {f"reader{i:04d}@example.com" for i in range(n)}
+    twice = {a for a, c in got.items() if c > 1}
+    assert twice <= ambiguous, f"sent twice: {sorted(twice - ambiguous)}"
+    missing = everyone - set(got) - ambiguous
+    assert not missing, f"never sent: {sorted(missing)[:5]}"
+    assert counts(project)["sent"] + len(ambiguous) == n
+    assert landed >= 1  # the test must really have killed something
+    assert len(ambiguous) <= 8 * landed  # at most one batch (2 connections x 4) per kill
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_sendgrid_dispatch_killed_at_random_nobody_twice(tmp_path, seed) -> None:
+    n = 3000
+    with SendGridTestServer(api_key="SG.dispatch-test") as server:
+        project = make_project(
+            tmp_path,
+            n,
+            delivery={"backend": "sendgrid"},
+            sendgrid=server.settings_block(batch_size=100),
+        )
+        os.environ["SENDGRID_API_KEY"] = "SG.dispatch-test"
+        try:
+            landed = _kill_and_resume(project, seed, ("--rate", "1500"))
+        finally:
+            del os.environ["SENDGRID_API_KEY"]
+        got = Counter(
+            to["email"]
+            for body in server.accepted
+            for p in body["personalizations"]
+            for to in p["to"]
+        )
+    ambiguous = _ambiguous(project)
+    twice = {a for a, c in got.items() if c > 1}
+    assert twice <= ambiguous
+    everyone = {f"reader{i:04d}@example.com" for i in range(n)}
+    assert not (everyone - set(got) - ambiguous)
+    assert landed >= 1
