@@ -39,8 +39,9 @@ format: install
 regen: install
 	$(PY) -m tests.regen
 
-bench: install
-	$(PY) bench/check.py
+# Speed and memory figures (recorded in BENCHMARKS.md). Some take minutes.
+bench: install system-deps
+	for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) build site outbox $(DEMO)
