@@ -233,7 +233,10 @@ def _table(records, dispatches) -> None:
             f"{c['ambiguous']:,}",
             f"{c['pending'] + c['retry'] + c['sending']:,}",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a pipe or a file: no terminal width to fit
+    console.print(table)
 
 
 class _StopOnSignal:
