@@ -26,7 +26,8 @@ def _print_table(table) -> None:
     """A rich table without its trailing padding, so output can be compared and diffed."""
     from rich.console import Console
 
-    console = Console(highlight=False, soft_wrap=False, record=True, file=io.StringIO())
+    # Wide enough never to cut an address short; the table itself is only as wide as needed.
+    console = Console(highlight=False, soft_wrap=False, record=True, file=io.StringIO(), width=1000)
     console.print(table)
     for line in console.export_text().splitlines():
         click.echo(line.rstrip())
@@ -295,16 +296,23 @@ def export(ctx: click.Context, status: str | None, list_name: str | None):
       newsletter subscribers export --status active --list zeitgeist > active.csv
     """
     import csv
+    import os
     import sys
 
     out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(
-        ["email", "name", "status", "status_at", "status_how", "source", "created_at", "lists"]
-    )
-    with _open(ctx) as store:
-        for s in store.iter_subscribers(list_name, status):
-            row = [s.email, s.name, s.status, s.status_at, s.status_how, s.source]
-            out.writerow([*row, s.created_at, " ".join(s.lists)])
+    try:
+        out.writerow(
+            ["email", "name", "status", "status_at", "status_how", "source", "created_at", "lists"]
+        )
+        with _open(ctx) as store:
+            for s in store.iter_subscribers(list_name, status):
+                row = [s.email, s.name, s.status, s.status_at, s.status_how, s.source]
+                out.writerow([*row, s.created_at, " ".join(s.lists)])
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `export | head`: the reader has all it wanted; exit quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
 
 
 @subscribers.command("sync-suppressions")
