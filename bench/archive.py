@@ -101,12 +101,13 @@ def main() -> None:
         from composer.settings import load_settings
 
         settings = load_settings(folder / "newsletter.yaml")
-        build_archive(settings, folder / "site", jobs=args.jobs)  # warm: imports, templates
+        touch_issue(target, 99)
+        build_archive(settings, folder / "site", jobs=1)  # warm: imports, templates
         inproc = []
         for n in range(args.runs):
             touch_issue(target, 100 + n)
             start = time.perf_counter()
-            result = build_archive(settings, folder / "site", jobs=args.jobs)
+            result = build_archive(settings, folder / "site", jobs=1)
             inproc.append(time.perf_counter() - start)
             assert result.rendered == [target.stem], result.rendered
 
@@ -115,7 +116,8 @@ def main() -> None:
 
     full, one = min(fulls), statistics.median(t for t, _ in ones)
     nothing = statistics.median(t for t, _ in same)
-    print(f"issues:        {args.issues} (months {months(args.issues)[0]}..{target.parent.name and months(args.issues)[-1]}), "
+    span = months(args.issues)
+    print(f"issues:        {args.issues} (months {span[0]}..{span[-1]}), "
           f"jobs {args.jobs or os.cpu_count()}, site {size / 1e6:.1f} MB")
     print(f"full build:    {full:.2f} s, best of {len(fulls)} ({verdict(full, FULL_TARGET_S)})  "
           f"[{full_line}]")
@@ -123,7 +125,8 @@ def main() -> None:
     print(f"one changed:   {one:.2f} s median of {len(ones)} ({verdict(one, REBUILD_TARGET_S)})  "
           f"[{ones[-1][1]}]")
     print(f"in process:    one changed {statistics.median(inproc) * 1000:.0f} ms median "
-          "(the pipeline without interpreter start and imports)")
+          "(the pipeline alone, warm: no interpreter start, imports or first render)")
+    print(f"load average:  {os.getloadavg()[0]:.2f} at the end (other work on the machine)")
 
 
 if __name__ == "__main__":

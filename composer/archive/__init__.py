@@ -18,7 +18,7 @@ from pathlib import Path
 from composer.archive import workers
 from composer.archive.files import SiteWriter
 from composer.archive.issue import IssueBuild, page_names
-from composer.archive.manifest import MANIFEST, Manifest, dump_record, record_path
+from composer.archive.manifest import MANIFEST, Manifest, dump_record, page_digest, record_path
 
 
 @dataclass
@@ -56,7 +56,7 @@ def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
     result = ArchiveResult(site)
     old = Manifest.load(site)
     writer = result.files = SiteWriter(site)
-    todo, kept = _discover(settings, site, old)
+    base, todo, kept = _discover(settings, site, old)
     builds, rendered_files = workers.start(todo, settings, jobs)
     new = Manifest()
     records: dict[str, dict] = {}
@@ -96,8 +96,16 @@ def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
         elif not build.errors:
             result.unchanged.append(record["month"])
     newest_first = [records[month] for month in sorted(records, reverse=True)]
-    for rel, data in site_files(newest_first, settings):
-        writer.write(rel, data)
+
+    def unchanged(name: str, inputs) -> bool:
+        new.pages[name] = page_digest(base, name, inputs)
+        return old.pages.get(name) == new.pages[name] and writer.exists(name)
+
+    for rel, data in site_files(newest_first, settings, unchanged):
+        if data is None:
+            writer.unchanged.append(rel)
+        else:
+            writer.write(rel, data)
         new.files.append(rel)
     pages = rendered_files()  # the issue pages (a worker may still be rendering them)
     for source in sorted(new.issues):
@@ -112,8 +120,9 @@ def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
     return result
 
 
-def _discover(settings, site: Path, old: Manifest) -> tuple[list, list[IssueBuild]]:
-    """(issues to build, issues unchanged since the last build)."""
+def _discover(settings, site: Path, old: Manifest) -> tuple[str, list, list[IssueBuild]]:
+    """(what every page depends on, issues to build, issues unchanged since the last
+    build)."""
     from composer.archive.manifest import fingerprint, issue_key
     from composer.archive.templates import templates_dir
     from composer.history import issue_files
@@ -141,7 +150,7 @@ def _discover(settings, site: Path, old: Manifest) -> tuple[list, list[IssueBuil
             kept.append(unchanged)
         else:
             todo.append((_shown(path), source, key))
-    return todo, kept
+    return base, todo, kept
 
 
 def _cached(site: Path, old: Manifest, build: IssueBuild) -> dict | None:

@@ -30,6 +30,7 @@ _SETTINGS = (
 class Manifest:
     issues: dict[str, dict] = field(default_factory=dict)  # month -> {source, key, files}
     files: list[str] = field(default_factory=list)  # every file the last build wrote
+    pages: dict[str, str] = field(default_factory=dict)  # site page -> digest of its inputs
 
     @classmethod
     def load(cls, site: Path) -> Manifest:
@@ -39,10 +40,13 @@ class Manifest:
             return cls()  # no (usable) manifest: everything is built afresh
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             return cls()
-        return cls(dict(data.get("issues", {})), list(data.get("files", [])))
+        return cls(
+            dict(data.get("issues", {})), list(data.get("files", [])), dict(data.get("pages", {}))
+        )
 
     def dumps(self) -> bytes:
-        data = {"format": FORMAT, "issues": self.issues, "files": sorted(set(self.files))}
+        data = {"format": FORMAT, "issues": self.issues, "files": sorted(set(self.files)),
+                "pages": self.pages}  # fmt: skip
         return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
@@ -70,6 +74,12 @@ def fingerprint(settings, template_dirs: list[Path]) -> str:
                 digest.update(f"\n{file.name}\n".encode())
                 digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+def page_digest(base: str, name: str, inputs) -> str:
+    """What a site-wide page was made from: its inputs, with everything issues depend on."""
+    data = json.dumps(inputs, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(f"{base}\n{name}\n{data}".encode()).hexdigest()
 
 
 def issue_key(base: str, source: str, data: bytes) -> str:

@@ -1,5 +1,5 @@
-"""The site-wide files, rebuilt from the issues' records on every build (cheap: no issue
-is read or rendered here): index, search page and its index, links page, Atom feed."""
+"""The site-wide files, made from the issues' records on every build (cheap: no issue is
+read or rendered here): index, search page and its index, links page, Atom feed."""
 
 from __future__ import annotations
 
@@ -11,21 +11,43 @@ ASSETS = "assets"
 SEARCH_INDEX = "search-index.js"
 
 
-def site_files(records: list[dict], settings) -> list[tuple[str, bytes]]:
-    """(site-relative path, bytes) of every site-wide file; `records` newest first."""
+def site_files(records: list[dict], settings, unchanged=None) -> list[tuple[str, bytes | None]]:
+    """(site-relative path, bytes) of every site-wide file; `records` newest first.
+
+    `unchanged(name, inputs)` says whether a page's inputs are those it was last built
+    from: such a page is not rendered again (its bytes are None). The index and the links
+    page are the slow ones and change only with titles, highlights, sections or links.
+    """
+    unchanged = unchanged or (lambda name, inputs: False)
     base = settings.archive_base_url.rstrip("/") + "/"
     count = sum(len(s["entries"]) for r in records for s in r["sections"])
     common = {"root": "", "records": records, "base": base, "entry_count": count}
+    index_inputs = [
+        (r["month"], r["label"], r["title"], r["dir"], r["highlights"],
+         [(s["title"], s["anchor"]) for s in r["sections"]])
+        for r in records
+    ]  # fmt: skip
+    links_inputs = [
+        (r["month"], r["label"], r["dir"],
+         [(s["title"], s["anchor"], [(e["title"], e["url"]) for e in s["entries"]])
+          for s in r["sections"]])
+        for r in records
+    ]  # fmt: skip
     pages = {
-        "index.html": render_template(settings, "index.html.j2", **common),
-        "search.html": render_template(settings, "search.html.j2", **common),
-        "links.html": render_template(settings, "links.html.j2", links=featured_links(records),
-                                      **common),  # fmt: skip
+        "index.html": None
+        if unchanged("index.html", index_inputs)
+        else render_template(settings, "index.html.j2", **common),
+        "search.html": None
+        if unchanged("search.html", [count, len(records)])
+        else render_template(settings, "search.html.j2", **common),
+        "links.html": None
+        if unchanged("links.html", links_inputs)
+        else render_template(settings, "links.html.j2", links=featured_links(records), **common),
         "feed.xml": render_template(settings, "feed.xml.j2", updated=_updated(records),
                                     **common),  # fmt: skip
         SEARCH_INDEX: search_index(records),
     }
-    files = [(name, text.encode("utf-8")) for name, text in pages.items()]
+    files = [(name, None if text is None else text.encode("utf-8")) for name, text in pages.items()]
     files += [(f"{ASSETS}/{name}", data) for name, data in static_files(settings)]
     return files
 

@@ -48,10 +48,16 @@ def _files(builds: list[IssueBuild]) -> Files:
 
 
 def _build(item: tuple, settings) -> IssueBuild:
+    return build_issue(*item, settings)
+
+
+def _start_worker() -> None:
+    """A forked worker leaves what it inherited to the parent: the collector neither
+    walks those objects (which would copy every page of them) nor frees them."""
     import gc
 
-    gc.enable()  # in a worker: the parent may have turned it off for its own build
-    return build_issue(*item, settings)
+    gc.freeze()
+    gc.enable()  # the parent may have turned it off for its own build
 
 
 def _pool(workers: int):
@@ -61,4 +67,6 @@ def _pool(workers: int):
     # Forked workers inherit what this process imported and computed (no pickled
     # settings re-read, no second import of the package).
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context(method), initializer=_start_worker
+    )
