@@ -55,8 +55,16 @@ def generate(folder: Path, count: int) -> list[Path]:
 
 
 def command(folder: Path, jobs: int | None) -> tuple[float, str]:
-    args = [sys.executable, "-m", "composer", "--config", str(folder / "newsletter.yaml"),
-            "archive", "-o", str(folder / "site")]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "composer",
+        "--config",
+        str(folder / "newsletter.yaml"),
+        "archive",
+        "-o",
+        str(folder / "site"),
+    ]
     if jobs:
         args += ["-j", str(jobs)]
     start = time.perf_counter()
@@ -117,15 +125,23 @@ def main() -> None:
     full, one = min(fulls), statistics.median(t for t, _ in ones)
     nothing = statistics.median(t for t, _ in same)
     span = months(args.issues)
-    print(f"issues:        {args.issues} (months {span[0]}..{span[-1]}), "
-          f"jobs {args.jobs or os.cpu_count()}, site {size / 1e6:.1f} MB")
-    print(f"full build:    {full:.2f} s, best of {len(fulls)} ({verdict(full, FULL_TARGET_S)})  "
-          f"[{full_line}]")
+    print(
+        f"issues:        {args.issues} (months {span[0]}..{span[-1]}), "
+        f"jobs {args.jobs or os.cpu_count()}, site {size / 1e6:.1f} MB"
+    )
+    print(
+        f"full build:    {full:.2f} s, best of {len(fulls)} ({verdict(full, FULL_TARGET_S)})  "
+        f"[{full_line}]"
+    )
     print(f"no change:     {nothing:.2f} s median  [{same[-1][1]}]")
-    print(f"one changed:   {one:.2f} s median of {len(ones)} ({verdict(one, REBUILD_TARGET_S)})  "
-          f"[{ones[-1][1]}]")
-    print(f"in process:    one changed {statistics.median(inproc) * 1000:.0f} ms median "
-          "(the pipeline alone, warm: no interpreter start, imports or first render)")
+    print(
+        f"one changed:   {one:.2f} s median of {len(ones)} ({verdict(one, REBUILD_TARGET_S)})  "
+        f"[{ones[-1][1]}]"
+    )
+    print(
+        f"in process:    one changed {statistics.median(inproc) * 1000:.0f} ms median "
+        "(the pipeline alone, warm: no interpreter start, imports or first render)"
+    )
     print(f"load average:  {os.getloadavg()[0]:.2f} at the end (other work on the machine)")
 
 

@@ -184,8 +184,11 @@ def test_search_index_holds_every_entry_with_its_page_and_anchor(site, may_issue
         "section": "Featured",
         "page": "2025/05/index.html#featured",
     }
-    assert index["issues"][0] == {"month": "2025-05", "label": "May, 2025",
-                                  "page": "2025/05/index.html"}  # fmt: skip
+    assert index["issues"][0] == {
+        "month": "2025-05",
+        "label": "May, 2025",
+        "page": "2025/05/index.html",
+    }
 
 
 def test_links_page_lists_every_link_with_its_issues(site, may_issue, nov_issue) -> None:
@@ -243,9 +246,11 @@ def test_a_pool_of_workers_builds_the_same_bytes(tmp_path: Path) -> None:
     settings = load_settings(config)
     pooled = build_archive(settings, tmp_path / "pooled", jobs=2)
     alone = build_archive(settings, tmp_path / "alone", jobs=1)
-    assert pooled.rendered == alone.rendered == [
-        "2023-01", "2023-02", "2023-03", "2023-04", "2024-11", "2025-05"
-    ]  # fmt: skip
+    assert (
+        pooled.rendered
+        == alone.rendered
+        == ["2023-01", "2023-02", "2023-03", "2023-04", "2024-11", "2025-05"]
+    )
     assert snapshot(tmp_path / "pooled") == snapshot(tmp_path / "alone")
 
 
@@ -254,13 +259,17 @@ def test_rebuild_with_nothing_changed_writes_nothing(tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     first = run_archive(config, "-j", "1")
     assert first.exit_code == 0, first.output
-    assert first.stdout == "rendered 2 issues, 0 unchanged; 16 files written, 0 unchanged\n" \
-        "site/index.html\n"  # fmt: skip
+    assert (
+        first.stdout == "rendered 2 issues, 0 unchanged; 16 files written, 0 unchanged\n"
+        "site/index.html\n"
+    )
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "site").rglob("*")}
     again = run_archive(config)
     assert again.exit_code == 0, again.output
-    assert again.stdout == "rendered 0 issues, 2 unchanged; 0 files written, 8 unchanged\n" \
-        "site/index.html\n"  # fmt: skip
+    assert (
+        again.stdout == "rendered 0 issues, 2 unchanged; 0 files written, 8 unchanged\n"
+        "site/index.html\n"
+    )
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "site").rglob("*")} == before
 
 

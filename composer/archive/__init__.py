@@ -87,8 +87,11 @@ def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
         # Unchanged, or kept as the last build archived it despite errors: as it was.
         entry = {"files": page_names(record["month"]), "key": build.key}
         entry = entry if fresh else old.issues[build.source]
-        new.issues[build.source] = {"month": record["month"], "files": entry["files"],
-                                    "key": entry["key"]}  # fmt: skip
+        new.issues[build.source] = {
+            "month": record["month"],
+            "files": entry["files"],
+            "key": entry["key"],
+        }
         new.files += [*entry["files"], record_path(record["month"])]
         if fresh:
             writer.write(record_path(record["month"]), dump_record(record))

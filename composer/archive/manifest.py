@@ -45,8 +45,12 @@ class Manifest:
         )
 
     def dumps(self) -> bytes:
-        data = {"format": FORMAT, "issues": self.issues, "files": sorted(set(self.files)),
-                "pages": self.pages}  # fmt: skip
+        data = {
+            "format": FORMAT,
+            "issues": self.issues,
+            "files": sorted(set(self.files)),
+            "pages": self.pages,
+        }
         return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 

@@ -50,8 +50,9 @@ def issue_record(issue: Issue, settings, source: str) -> dict:
     # Pieces of the site-wide files, made once here rather than on every build: the
     # issue's Atom entry (its content the whole issue as simple HTML) and search lines.
     content = render_template(settings, "_content.html.j2", issue=issue, record=record).strip()
-    record["feed_entry"] = render_template(settings, "_feed_entry.xml.j2", r=record,
-                                           content=content).rstrip("\n")  # fmt: skip
+    record["feed_entry"] = render_template(
+        settings, "_feed_entry.xml.j2", r=record, content=content
+    ).rstrip("\n")
     record["search"] = search_lines(record)
     return record
 

@@ -23,16 +23,28 @@ def site_files(records: list[dict], settings, unchanged=None) -> list[tuple[str,
     count = sum(len(s["entries"]) for r in records for s in r["sections"])
     common = {"root": "", "records": records, "base": base, "entry_count": count}
     index_inputs = [
-        (r["month"], r["label"], r["title"], r["dir"], r["highlights"],
-         [(s["title"], s["anchor"]) for s in r["sections"]])
+        (
+            r["month"],
+            r["label"],
+            r["title"],
+            r["dir"],
+            r["highlights"],
+            [(s["title"], s["anchor"]) for s in r["sections"]],
+        )
         for r in records
-    ]  # fmt: skip
+    ]
     links_inputs = [
-        (r["month"], r["label"], r["dir"],
-         [(s["title"], s["anchor"], [(e["title"], e["url"]) for e in s["entries"]])
-          for s in r["sections"]])
+        (
+            r["month"],
+            r["label"],
+            r["dir"],
+            [
+                (s["title"], s["anchor"], [(e["title"], e["url"]) for e in s["entries"]])
+                for s in r["sections"]
+            ],
+        )
         for r in records
-    ]  # fmt: skip
+    ]
     pages = {
         "index.html": None
         if unchanged("index.html", index_inputs)
@@ -43,8 +55,7 @@ def site_files(records: list[dict], settings, unchanged=None) -> list[tuple[str,
         "links.html": None
         if unchanged("links.html", links_inputs)
         else render_template(settings, "links.html.j2", links=featured_links(records), **common),
-        "feed.xml": render_template(settings, "feed.xml.j2", updated=_updated(records),
-                                    **common),  # fmt: skip
+        "feed.xml": render_template(settings, "feed.xml.j2", updated=_updated(records), **common),
         SEARCH_INDEX: search_index(records),
     }
     files = [(name, None if text is None else text.encode("utf-8")) for name, text in pages.items()]
@@ -61,9 +72,7 @@ def search_index(records: list[dict]) -> str:
         for r in records
     )
     entries = ",\n".join(r["search"] for r in records if r["search"])
-    return (
-        f'window.ARCHIVE_INDEX = {{"issues": [\n{issues}\n],\n"entries": [\n{entries}\n]}};\n'
-    )
+    return f'window.ARCHIVE_INDEX = {{"issues": [\n{issues}\n],\n"entries": [\n{entries}\n]}};\n'
 
 
 def featured_links(records: list[dict]) -> list[dict]:

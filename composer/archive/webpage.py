@@ -48,9 +48,13 @@ def archived_message(rendered: Rendered, settings, month: str) -> bytes:
     date = datetime(year, mon, 1, tzinfo=UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
     message_id = f"<{month}.archive.{settings.default_list}@{sender_domain(settings)}>"
     eml = build_message(
-        rendered, settings, ARCHIVE_RECIPIENT, settings.subscribe_url,
-        date=date, message_id=message_id,
-    )  # fmt: skip
+        rendered,
+        settings,
+        ARCHIVE_RECIPIENT,
+        settings.subscribe_url,
+        date=date,
+        message_id=message_id,
+    )
     return fix_boundaries(eml)
 
 
