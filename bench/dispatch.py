@@ -1,0 +1,518 @@
+"""Dispatch benchmark: the May 2025 issue to 10,000 and 100,000 made-up recipients.
+
+    .venv/bin/python bench/dispatch.py [--sizes 10000,100000] [--connections 4,8] [--quick]
+
+Runs the real `newsletter dispatch PATH --yes` as a child process against:
+- Postfix's `smtp-sink` on 127.0.0.1 (installed with apt-get if missing and we are root),
+  with `smtp.connections` K = 4 and 8;
+- aiosmtpd (tests/servers/smtp.py), with a smaller list (--aiosmtpd-size, default 2,000):
+  it is a test server that tops out near 120-250 messages a second, not a target;
+- the local SendGrid stand-in (tests/servers/sendgrid.py), which checks every request
+  against SendGrid's schema.
+
+Per run: wall time of the whole process; the send window as the server saw it (first
+message or request received to the last one), hence a pure send rate; SendGrid requests;
+the dispatch process's peak memory (ru_maxrss from wait4, and VmHWM sampled from /proc).
+This process imports only the standard library and runs the Python servers in a child of
+their own, so that nothing of its own counts in a dispatch's ru_maxrss (Linux carries a
+parent's high-water mark through fork and exec into the child's).
+
+Targets (issue 6): SMTP >= 1,000 msg/s to smtp-sink; SendGrid requests = ceil(N / 1000);
+peak memory at 100,000 recipients under 150 MB and not growing with N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ISSUE = "issues/2025-05.rst"
+SECRET = "bench-secret-for-dispatch"
+SENDGRID_KEY = "SG.bench-key"
+SMTP_TARGET, MEMORY_TARGET_MB = 1000, 150
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
+
+# -- the Python servers, in a child process of their own -----------------------------------
+
+SERVE = """\
+import json, sys, threading, time
+sys.path.insert(0, sys.argv[2])
+kind = sys.argv[1]
+lock = threading.Lock()
+stats = {"messages": 0, "requests": 0, "recipients": 0, "first": None, "last": None}
+
+def seen(n_recipients):
+    now = time.time()
+    with lock:
+        stats["first"] = stats["first"] or now
+        stats["last"] = now
+        stats["messages"] += n_recipients
+        stats["requests"] += 1
+
+class Tally(list):
+    # Counts what the server would keep, keeps nothing (100 requests of 1000 recipients
+    # would hold several hundred MB of parsed JSON).
+    def __init__(self, on_append=None):
+        self.on_append = on_append
+    def append(self, item):
+        if self.on_append:
+            self.on_append(item)
+
+if kind == "aiosmtpd":
+    from tests.servers.smtp import SMTPTestServer
+    server = SMTPTestServer()
+    original = server.handler.handle_DATA
+    async def handle_DATA(srv, session, envelope):
+        reply = await original(srv, session, envelope)
+        if reply.startswith("250"):
+            seen(len(envelope.rcpt_tos))
+        with server.handler.lock:
+            server.handler.received.clear()
+        return reply
+    server.handler.handle_DATA = handle_DATA
+    block = server.settings_block(timeout=30)
+else:
+    from tests.servers.sendgrid import SendGridTestServer
+    server = SendGridTestServer(api_key=sys.argv[3])
+    server.requests = Tally()
+    server.mail_requests = Tally()
+    server.accepted = Tally(lambda body: seen(len(body["personalizations"])))
+    block = server.settings_block()
+with server:
+    print(json.dumps(block), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "stats":
+            with lock:
+                print(json.dumps(stats), flush=True)
+                stats.update(messages=0, requests=0, recipients=0, first=None, last=None)
+"""
+
+
+class PythonServer:
+    """aiosmtpd or the SendGrid stand-in in a child process; `stats()` reads and resets its
+    counts and the times of the first and last message (or request) it took."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.proc = subprocess.Popen(
+            [PYTHON, "-c", SERVE, kind, str(ROOT), SENDGRID_KEY],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.block = json.loads(self.proc.stdout.readline())
+
+    def stats(self) -> dict:
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on a free port; its `-c` counters ("sess=N quit=N mesg=N", one
+    per message, separated by CR) are read as they come, with the time of each."""
+
+    def __init__(self, binary: str) -> None:
+        self.port = free_port()
+        cmd = [binary, "-c", f"127.0.0.1:{self.port}", "500"]
+        if os.geteuid() == 0:
+            cmd[1:1] = ["-u", "nobody"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.lock = threading.Lock()
+        self.messages, self.first, self.last = 0, None, None
+        self.base = 0
+        self.output: list[bytes] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_for_port(self.port)
+        self.block = {"host": "127.0.0.1", "port": self.port, "security": "none"}
+
+    def _read(self) -> None:
+        pending = b""
+        while chunk := os.read(self.proc.stdout.fileno(), 65536):
+            now = time.time()
+            pending += chunk
+            *records, pending = pending.replace(b"\n", b"\r").split(b"\r")
+            for record in records:
+                fields = dict(f.split(b"=", 1) for f in record.split() if b"=" in f)
+                if b"mesg" not in fields:
+                    self.output.append(record)
+                    continue
+                total = int(fields[b"mesg"])
+                with self.lock:
+                    if total - self.base > self.messages:
+                        self.first = self.first or now
+                        self.last = now
+                        self.messages = total - self.base
+
+    def stats(self) -> dict:
+        time.sleep(0.2)  # the last counters are on their way
+        with self.lock:
+            stats = {"messages": self.messages, "first": self.first, "last": self.last}
+            self.base += self.messages
+            self.messages, self.first, self.last = 0, None, None
+        return stats
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def find_smtp_sink() -> str:
+    """smtp-sink's path; installs Debian's postfix (no mail configuration) if it is missing."""
+    for candidate in (shutil.which("smtp-sink"), "/usr/sbin/smtp-sink"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit("smtp-sink not found: install Debian's postfix (apt-get install postfix)")
+    print("installing postfix for smtp-sink (apt-get) ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(
+        ["debconf-set-selections"],
+        input="postfix postfix/main_mailer_type select No configuration\n",
+        text=True,
+        check=True,
+    )
+    subprocess.run(["apt-get", "install", "-y", "-q", "postfix"], env=env, check=True)
+    return "/usr/sbin/smtp-sink"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10) -> None:
+    import socket
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+# -- projects --------------------------------------------------------------------------------
+
+
+def base_project(out: Path, n: int) -> Path:
+    """A newsletter folder with N active subscribers (imported once, with the real
+    `newsletter subscribers import`), reused: each run gets a copy of its database."""
+    base = out / f"base-{n}"
+    db = base / "subscribers" / "subscribers.db"
+    if db.exists():
+        return base
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    csv_path = base / "subscribers.csv"
+    with csv_path.open("w", encoding="utf-8") as f:
+        f.write("Email Address,First Name,Last Name\n")
+        for i in range(n):
+            f.write(f"reader{i:06d}@example.com,Reader,{i}\n")
+    write_settings(base, {"backend": "outbox"}, {})
+    started = time.perf_counter()
+    subprocess.run(
+        [*newsletter(base), "subscribers", "import", str(csv_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    csv_path.unlink()
+    print(f"made a list of {n:,} subscribers in {time.perf_counter() - started:.1f} s")
+    return base
+
+
+def write_settings(project: Path, delivery: dict, blocks: dict) -> None:
+    """ROOT's newsletter.yaml with another delivery: JSON is YAML, and this process stays
+    free of third-party imports."""
+    code = (
+        "import json, sys, yaml; s = yaml.safe_load(open(sys.argv[1])); "
+        "s.update(json.loads(sys.argv[2])); print(json.dumps(s, indent=1))"
+    )
+    extra = {"delivery": delivery, **blocks}
+    extra["subscribers"] = {"database": "subscribers/subscribers.db", "default_list": "zeitgeist"}
+    text = subprocess.run(
+        [PYTHON, "-c", code, str(ROOT / "newsletter.yaml"), json.dumps(extra)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    (project / "newsletter.yaml").write_text(text, encoding="utf-8")
+
+
+def run_project(base: Path, out: Path, name: str, delivery: dict, blocks: dict) -> Path:
+    project = out / "runs" / name
+    shutil.rmtree(project, ignore_errors=True)
+    (project / "subscribers").mkdir(parents=True)
+    for folder in ("issues", "templates"):
+        shutil.copytree(ROOT / folder, project / folder)
+    shutil.copy(base / "subscribers" / "subscribers.db", project / "subscribers")
+    write_settings(project, delivery, blocks)
+    return project
+
+
+def newsletter(project: Path) -> list[str]:
+    return [PYTHON, "-m", "composer", "--config", str(project / "newsletter.yaml")]
+
+
+# -- one measurement -------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    server: str
+    n: int
+    setting: str
+    wall: float
+    window: float  # first to last message (or request) the server took
+    sent: int
+    server_messages: int
+    requests: int | None
+    maxrss_mb: float
+    hwm_mb: float
+    output: str = field(repr=False, default="")
+
+    @property
+    def send_rate(self) -> float:
+        # n-1 intervals between the first and the last message
+        return (self.server_messages - 1) / self.window if self.window > 0 else float("nan")
+
+    @property
+    def overall_rate(self) -> float:
+        return self.sent / self.wall
+
+
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, str]:
+    """Run `cmd`: (seconds, ru_maxrss MB from wait4, VmHWM MB sampled, output)."""
+    env = {**os.environ, "NEWSLETTER_SECRET": SECRET, "SENDGRID_API_KEY": SENDGRID_KEY}
+    env.pop("SMTP_USERNAME", None)
+    env.pop("SMTP_PASSWORD", None)
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        hwm = 0.0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            hwm = max(hwm, vm_hwm_mb(proc.pid))
+            time.sleep(0.02)
+        seconds = time.perf_counter() - start
+        log.seek(0)
+        output = log.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        sys.exit(f"failed ({code}): {' '.join(cmd)}\n{output}")
+    return seconds, usage.ru_maxrss / 1024, hwm, output
+
+
+def vm_hwm_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def dispatch(project: Path, extra: tuple[str, ...] = ()) -> tuple[float, float, float, str]:
+    cmd = [*newsletter(project), "dispatch", str(project / ISSUE), "--yes", *extra]
+    return measure(cmd, project)
+
+
+def sent_count(output: str) -> int:
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("sent ") and ", failed 0," in line:
+            return int(line.split()[1].rstrip(",").replace(",", ""))
+    sys.exit(f"no clean report in the dispatch output:\n{output}")
+
+
+def run_one(server, label: str, n: int, setting: str, base: Path, out: Path, blocks, backend):
+    name = f"{label}-{n}-{setting}".replace(" ", "").replace("=", "")
+    project = run_project(base, out, name, {"backend": backend}, blocks)
+    seconds, maxrss, hwm, output = dispatch(project)
+    stats = server.stats()
+    result = Result(
+        server=label,
+        n=n,
+        setting=setting,
+        wall=seconds,
+        window=(stats["last"] or 0) - (stats["first"] or 0),
+        sent=sent_count(output),
+        server_messages=stats["messages"],
+        requests=stats.get("requests") if backend == "sendgrid" else None,
+        maxrss_mb=maxrss,
+        hwm_mb=hwm,
+        output=output,
+    )
+    assert result.sent == n, f"{label}: sent {result.sent} of {n}"
+    assert result.server_messages == n, f"{label}: the server took {result.server_messages} of {n}"
+    if backend == "sendgrid":
+        assert result.requests == math.ceil(n / 1000), (result.requests, n)
+    shutil.rmtree(project, ignore_errors=True)
+    print(row(result), flush=True)
+    return result
+
+
+# -- report ------------------------------------------------------------------------------------
+
+HEADER = (
+    "| server | recipients | setting | wall s | send window s | send msg/s | overall msg/s "
+    "| requests | peak RSS MB (ru_maxrss / VmHWM) |\n"
+    "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+)
+
+
+def row(r: Result) -> str:
+    requests = f"{r.requests} (ceil(N/1000) = {math.ceil(r.n / 1000)})" if r.requests else "-"
+    return (
+        f"| {r.server} | {r.n:,} | {r.setting} | {r.wall:.1f} | {r.window:.1f} | "
+        f"{r.send_rate:,.0f} | {r.overall_rate:,.0f} | {requests} | "
+        f"{r.maxrss_mb:.0f} / {r.hwm_mb:.0f} |"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="list sizes (comma-separated)")
+    parser.add_argument("--connections", default="4,8", help="SMTP connections to try")
+    parser.add_argument(
+        "--aiosmtpd-size", type=int, default=2000, help="list size for aiosmtpd (a slow server)"
+    )
+    parser.add_argument("--quick", action="store_true", help="sizes 2000,10000; 4 connections")
+    parser.add_argument(
+        "--only", default="smtp-sink,aiosmtpd,sendgrid", help="servers to run (comma-separated)"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/out/dispatch")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    connections = [int(k) for k in args.connections.split(",")]
+    aiosmtpd_size = args.aiosmtpd_size
+    if args.quick:
+        sizes, connections, aiosmtpd_size = [2000, 10000], connections[:1], min(aiosmtpd_size, 500)
+    only = set(args.only.split(","))
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    bases = {n: base_project(out, n) for n in sorted({*sizes, aiosmtpd_size})}
+    # What every run pays before its first message: start-up, check + render, the plan.
+    dry = [
+        dispatch(
+            run_project(bases[min(bases)], out, "dry-run", {"backend": "outbox"}, {}),
+            ("--dry-run",),
+        )[0]
+        for _ in range(3)
+    ]
+    print(f"dry run (start-up, check, render, plan; no send): {min(dry):.2f} s (best of 3)")
+    print(HEADER, flush=True)
+    results: list[Result] = []
+    if "smtp-sink" in only:
+        sink = SmtpSink(find_smtp_sink())
+        try:
+            for n in sizes:
+                for k in connections:
+                    block = {**sink.block, "connections": k}
+                    results.append(
+                        run_one(
+                            sink, "smtp-sink", n, f"K={k}", bases[n], out, {"smtp": block}, "smtp"
+                        )
+                    )
+        finally:
+            sink.close()
+    if "aiosmtpd" in only:
+        server = PythonServer("aiosmtpd")
+        try:
+            k = connections[0]
+            block = {**server.block, "connections": k}
+            results.append(
+                run_one(
+                    server,
+                    "aiosmtpd",
+                    aiosmtpd_size,
+                    f"K={k}",
+                    bases[aiosmtpd_size],
+                    out,
+                    {"smtp": block},
+                    "smtp",
+                )
+            )
+        finally:
+            server.close()
+    if "sendgrid" in only:
+        server = PythonServer("sendgrid")
+        try:
+            for n in sizes:
+                results.append(
+                    run_one(
+                        server,
+                        "sendgrid",
+                        n,
+                        "1000/request",
+                        bases[n],
+                        out,
+                        {"sendgrid": server.block},
+                        "sendgrid",
+                    )
+                )
+        finally:
+            server.close()
+    return verdict(results, sizes)
+
+
+def verdict(results: list[Result], sizes: list[int]) -> int:
+    ok = True
+    sink = [r for r in results if r.server == "smtp-sink"]
+    if sink:
+        best = max(r.send_rate for r in sink)
+        met = best >= SMTP_TARGET
+        ok &= met
+        print(
+            f"SMTP to smtp-sink: best {best:,.0f} msg/s sending "
+            f"(target {SMTP_TARGET:,}) -> {'OK' if met else 'SHORT'}"
+        )
+    big = max(sizes)
+    peaks = {
+        n: max((r.maxrss_mb for r in results if r.n == n and r.server != "aiosmtpd"), default=0)
+        for n in sizes
+    }
+    if big in peaks and peaks[big]:
+        met = peaks[big] < MEMORY_TARGET_MB
+        ok &= met
+        growth = ", ".join(f"{n:,}: {mb:.0f} MB" for n, mb in sorted(peaks.items()))
+        print(
+            f"peak memory by list size ({growth}) -> {'OK' if met else 'OVER'} "
+            f"(target < {MEMORY_TARGET_MB} MB at {big:,})"
+        )
+    requests = [r for r in results if r.server == "sendgrid"]
+    for r in requests:
+        print(f"SendGrid: {r.requests} requests for {r.n:,} recipients = ceil(N/1000) -> OK")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
