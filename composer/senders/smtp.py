@@ -76,6 +76,7 @@ class SmtpSender(Sender):
         self._lock = threading.Lock()
         self._open: list[_Connection] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._wires: tuple[object, _Wire] | None = None
 
     @property
     def where(self) -> str:
@@ -129,6 +130,13 @@ class SmtpSender(Sender):
         for worker in workers:
             worker.result()  # re-raises SendError (a refused login) from a worker
         return results  # type: ignore[return-value]
+
+    def _wire(self, template) -> _Wire:
+        """The template's parts ready for DATA, made once per mailing."""
+        wires = self._wires
+        if wires is None or wires[0] is not template:
+            wires = self._wires = (template, _Wire(template))
+        return wires[1]
 
     def _connection(self) -> _Connection:
         connection = getattr(self._local, "connection", None)
@@ -211,7 +219,7 @@ class _Connection:
         message_id = template.message_id(recipient)
         try:
             address = checked_address(recipient.email)
-            data = template.for_recipient(recipient, message_id)
+            data = sender._wire(template).message(recipient, message_id)
         except AddressError as err:
             return RecipientResult(recipient, DeliveryStatus.PERMANENT, str(err))
         for attempt in (1, 2):
@@ -227,7 +235,7 @@ class _Connection:
                 if code in (250, 251):
                     stage = "DATA"
                     try:
-                        code, reply = smtp.data(data)
+                        code, reply = _data(smtp, data)
                     except smtplib.SMTPDataError as exc:  # DATA itself refused (no 354)
                         code, reply = exc.smtp_code, exc.smtp_error
                 self.used = True
@@ -259,6 +267,68 @@ class _Connection:
             self.smtp.rset()
         except _NETWORK_ERRORS:
             self.drop()
+
+
+class _Wire:
+    """A mailing's message as it goes after DATA: dot-stuffed (RFC 5321 4.5.2), ended by
+    CRLF "." CRLF; the very bytes smtplib's `data()` sends for `template.for_recipient()`.
+
+    smtplib stuffs each whole message with a regular expression: about 0.4 ms of CPU for
+    the ~75 KB May issue, more than all the rest this process does per message. Here the
+    static parts are stuffed once per mailing and only the few per-recipient values per
+    message. A "." opens a line after a LF inside a part, or at the start of a part when the
+    part before it ended with LF (or at the very start)."""
+
+    def __init__(self, template) -> None:
+        self.template = template
+        # Static part: (stuffed inside, starts with ".", ends with LF); a slot: its name.
+        self.parts = [
+            (_stuff_inside(part), part[:1] == b".", part[-1:] == b"\n")
+            if isinstance(part, bytes)
+            else part
+            for part in template.parts
+            if part != b""
+        ]
+
+    def message(self, recipient, message_id: str) -> bytes:
+        """The bytes after DATA for one recipient; AddressError as for_recipient()."""
+        values = self.template.values(recipient, message_id)
+        pieces: list[bytes] = []
+        line_start = True
+        for part in self.parts:
+            if isinstance(part, str):
+                value = values[part]
+                if not value:
+                    continue
+                inside, dot, ends_line = (
+                    _stuff_inside(value),
+                    value[:1] == b".",
+                    value[-1:] == b"\n",
+                )
+            else:
+                inside, dot, ends_line = part
+            if dot and line_start:
+                pieces.append(b".")
+            pieces.append(inside)
+            line_start = ends_line
+        data = b"".join(pieces)
+        if data[-2:] != b"\r\n":
+            data += b"\r\n"
+        return data + b".\r\n"
+
+
+def _stuff_inside(data: bytes) -> bytes:
+    return data.replace(b"\n.", b"\n..") if b"\n." in data else data
+
+
+def _data(smtp: smtplib.SMTP, wire: bytes) -> tuple[int, bytes]:
+    """smtplib's `data()` for a message already stuffed and ended (a _Wire message)."""
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    smtp.send(wire)
+    return smtp.getreply()
 
 
 def _reply(code: int, reply: bytes | str) -> str:
