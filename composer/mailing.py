@@ -107,6 +107,7 @@ class MessageTemplate:
         test: bool = False,
         subject_prefix: str | None = None,
         date: str | None = None,
+        boundary: str | None = None,
     ) -> MessageTemplate:
         """The template of the mailing of `issue` (rendered once by `render()`).
 
@@ -139,7 +140,8 @@ class MessageTemplate:
         def header(name: str, value) -> bytes:
             return policy.header_factory(name, value).fold(policy=policy).encode("ascii")
 
-        boundary = f"==composer-{secrets.token_hex(12)}=="
+        # Random unless given: an archived copy fixes it so rebuilds are byte-identical.
+        boundary = boundary or f"==composer-{secrets.token_hex(12)}=="
         head = [
             TO,
             header("From", Address(from_name, addr_spec=settings.sender_address)),
@@ -198,11 +200,29 @@ class MessageTemplate:
 
     def values(self, recipient, message_id: str | None = None) -> dict[str, bytes]:
         url = self.unsubscribe_url(recipient)
-        message_id = clean_header_text(message_id or self.message_id(recipient))
+        return self._values(
+            recipient.email,
+            recipient.name,
+            message_id or self.message_id(recipient),
+            url,
+            self.list_unsubscribe(recipient, url),
+        )
+
+    def for_address(
+        self, address: str, name: str = "", *, message_id: str, unsubscribe_url: str
+    ) -> bytes:
+        """The message for someone who is not a subscriber (a sample, an archived copy):
+        `unsubscribe_url` is used as given, with no token in it."""
+        values = self._values(address, name, message_id, unsubscribe_url, f"<{unsubscribe_url}>")
+        return b"".join(p if isinstance(p, bytes) else values[p] for p in self.parts)
+
+    @staticmethod
+    def _values(address, name, message_id, url, list_unsubscribe) -> dict[str, bytes]:
+        message_id = clean_header_text(message_id)
         return {
-            TO: to_header(recipient.email, recipient.name),
+            TO: to_header(address, name),
             MESSAGE_ID: f"Message-ID: {message_id}\r\n".encode("ascii"),
-            LIST_UNSUBSCRIBE: _fold_list_unsubscribe(self.list_unsubscribe(recipient, url)),
+            LIST_UNSUBSCRIBE: _fold_list_unsubscribe(list_unsubscribe),
             UNSUB_TEXT: qp_encode(url).encode("ascii"),
             UNSUB_HTML: qp_encode(html_lib.escape(url, quote=True)).encode("ascii"),
         }

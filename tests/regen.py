@@ -45,8 +45,19 @@ def rendered_seeds() -> list[Path]:
     return written
 
 
+# Modules holding further regenerators; importing one registers its functions.
+MODULES = ("tests.regen_check",)
+
+
 def main() -> int:
-    for regenerate in REGENERATORS:
+    from importlib import import_module
+
+    # Run as `python -m tests.regen`, this file is __main__; the others register with the
+    # importable `tests.regen`, so read the list from there.
+    registry = import_module("tests.regen")
+    for name in MODULES:
+        import_module(name)
+    for regenerate in registry.REGENERATORS:
         for path in regenerate():
             print(f"wrote {path.relative_to(ROOT)}")
     return 0

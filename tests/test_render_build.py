@@ -45,9 +45,10 @@ def test_build_writes_html_text_and_eml_and_prints_sizes(month, tmp_path, in_roo
     assert message.get_content_type() == "multipart/alternative"
     assert message["To"] == "reader@example.com"
     plain, rich = message.iter_parts()
-    assert "Unsubscribe: https://zeitgeist.covar.com/unsubscribe/?token=SAMPLE" in (
-        plain.get_content()
-    )
+    # The mailing's own message (composer.mailing), for a sample reader's signed token.
+    assert "Unsubscribe: https://zeitgeist.covar.com/unsubscribe/?token=" in plain.get_content()
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "%%UNSUBSCRIBE_URL%%" not in rich.get_content()
 
 
 def test_build_defaults_to_build_dir(tmp_path, monkeypatch) -> None:

@@ -44,12 +44,13 @@ def build_issue(path: Path, source: str, key: str, settings, pages: bool = True)
     build.record = issue_record(issue, settings, source)
     if not pages:
         return build
-    rendered = without_subscriber(render(issue, settings), settings.subscribe_url)
+    sent = render(issue, settings)
+    rendered = without_subscriber(sent, settings.subscribe_url)
     folder = issue_dir(issue.month)
     nav = render_template(settings, "_issue_nav.html.j2", root="../../").strip()
     build.files = {
         f"{folder}/index.html": web_page(rendered.html, nav).encode("utf-8"),
         f"{folder}/email.txt": rendered.text.encode("utf-8"),
-        f"{folder}/email.eml": archived_message(rendered, settings, issue.month),
+        f"{folder}/email.eml": archived_message(sent, settings, issue),
     }
     return build

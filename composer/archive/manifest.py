@@ -19,7 +19,7 @@ CACHE_DIR = ".cache"
 FORMAT = 1
 
 # The code whose output ends up in an issue's archived files.
-_CODE = ("model.py", "links.py", "months.py", "message.py", "readers", "render", "archive")
+_CODE = ("model.py", "links.py", "months.py", "mailing.py", "readers", "render", "archive")
 _SETTINGS = (
     "name", "publisher_name", "publisher_url", "sender_name", "sender_address", "reply_to",
     "postal_address", "archive_base_url", "subscribe_url", "default_list",

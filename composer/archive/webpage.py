@@ -17,7 +17,6 @@ _UNSUBSCRIBE_LINK = re.compile(
     r'(<a href="' + re.escape(UNSUBSCRIBE_PLACEHOLDER) + r'"[^>]*>)\s*Unsubscribe\s*(</a>)'
 )
 _BODY = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
-_BOUNDARY = re.compile(rb'boundary="([^"]+)"')
 
 
 def without_subscriber(rendered: Rendered, subscribe_url: str) -> Rendered:
@@ -39,33 +38,27 @@ def web_page(html: str, nav: str) -> str:
     return html[: match.end()] + nav + html[match.end() :]
 
 
-def archived_message(rendered: Rendered, settings, month: str) -> bytes:
-    """email.eml for a generic recipient, with a Date, Message-ID and MIME boundary fixed
-    by the issue (composer.message leaves the boundary to the email package's random)."""
-    from composer.message import build_message, sender_domain
+def archived_message(rendered: Rendered, settings, issue) -> bytes:
+    """email.eml as the mailing sent it, for a generic recipient: the subscription page
+    where the personal unsubscribe link was, and a Date, Message-ID and MIME boundary
+    fixed by the issue, so that a rebuild writes the same bytes."""
+    from composer.mailing import MessageTemplate
+    from composer.unsubscribe import DEVELOPMENT_SECRET, Signer
 
-    year, mon = (int(part) for part in month.split("-"))
+    year, mon = (int(part) for part in issue.month.split("-"))
     date = datetime(year, mon, 1, tzinfo=UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
-    message_id = f"<{month}.archive.{settings.default_list}@{sender_domain(settings)}>"
-    eml = build_message(
+    digest = hashlib.sha256((rendered.text + rendered.html).encode("utf-8")).hexdigest()
+    template = MessageTemplate.build(
         rendered,
         settings,
-        ARCHIVE_RECIPIENT,
-        settings.subscribe_url,
+        issue,
+        signer=Signer(DEVELOPMENT_SECRET, development=True),  # no token is ever signed
         date=date,
-        message_id=message_id,
+        boundary=f"==composer-{digest[:24]}==",
     )
-    return fix_boundaries(eml)
-
-
-def fix_boundaries(eml: bytes) -> bytes:
-    """Replace each random MIME boundary with one derived from the message's content."""
-    boundaries = list(dict.fromkeys(_BOUNDARY.findall(eml)))
-    stripped = eml
-    for boundary in boundaries:
-        stripped = stripped.replace(boundary, b"")
-    digest = hashlib.sha256(stripped).hexdigest()
-    for number, boundary in enumerate(boundaries):
-        fixed = f"==============={digest[:20]}{number}==".encode()
-        eml = eml.replace(boundary, fixed)
-    return eml
+    domain = settings.sender_address.rsplit("@", 1)[-1].lower()
+    return template.for_address(
+        ARCHIVE_RECIPIENT,
+        message_id=f"<{issue.month}.archive.{settings.default_list}@{domain}>",
+        unsubscribe_url=settings.subscribe_url,
+    )

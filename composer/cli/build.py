@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+SAMPLE_RECIPIENT = "reader@example.com"
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -34,9 +35,10 @@ def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
       newsletter build issues/2025-05.rst -o /tmp/out
     """
     from composer.errors import IssueHasErrors
-    from composer.message import SAMPLE_RECIPIENT, build_message, sample_unsubscribe_url
+    from composer.mailing import MessageTemplate, outside_recipient
     from composer.render.size import kb
     from composer.render.stage import check_and_render
+    from composer.unsubscribe import DEVELOPMENT_SECRET, Signer
 
     settings = ctx.obj.settings
     staged = check_and_render(path, settings)
@@ -47,7 +49,11 @@ def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
     rendered = staged.rendered
     target = out_dir / staged.issue.slug
     target.mkdir(parents=True, exist_ok=True)
-    eml = build_message(rendered, settings, SAMPLE_RECIPIENT, sample_unsubscribe_url(settings))
+    # Exactly what the mailing sends, for a sample reader (a sample token, not a real one).
+    template = MessageTemplate.build(
+        rendered, settings, staged.issue, signer=Signer(DEVELOPMENT_SECRET, development=True)
+    )
+    eml = template.for_recipient(outside_recipient(SAMPLE_RECIPIENT))
     files = [
         (target / "email.html", rendered.html.encode("utf-8")),
         (target / "email.txt", rendered.text.encode("utf-8")),

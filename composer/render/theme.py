@@ -31,7 +31,9 @@ DARK = MappingProxyType(
         "rule": "#2c333d",
     }
 )
-FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+# No web font: MJML would add a Google Fonts request for "Roboto" (a third-party call on
+# every open, and a console error offline).
+FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Helvetica, Arial, sans-serif"
 WIDTH_PX = 600
 BODY_PX = 16  # body text; nothing a reader must read is under SMALL_PX
 SMALL_PX = 14
