@@ -90,13 +90,19 @@ def test_summary_and_dry_run_send_nothing(tmp_path: Path) -> None:
         store.mark_bounced("reader0002@example.com")
     result = run(project, "dispatch", str(project / ISSUE), "--dry-run")
     assert result.exit_code == 0
+    from composer.readers import read_issue
+    from composer.render import render
+    from composer.settings import load_settings
+
+    settings = load_settings(project / "newsletter.yaml")
+    size = render(read_issue(project / ISSUE).issue, settings).html_size / 1024
     assert result.output == (
         f"issue:       {project / ISSUE} (2025-05)\n"
         'subject:     "The CoVar Zeitgeist: May, 2025"\n'
         "list:        zeitgeist\n"
         "recipients:  3 (active members); not counted: 1 bounced, 1 unsubscribed\n"
         "backend:     outbox\n"
-        "HTML size:   45.6 KB\n"
+        f"HTML size:   {size:.1f} KB\n"
         "this run:    new dispatch (dry run)\n"
         "dry run: nothing sent, nothing recorded\n"
     )
@@ -331,3 +337,80 @@ def test_sendgrid_dispatch_killed_at_random_nobody_twice(tmp_path, seed) -> None
     everyone = {f"reader{i:04d}@example.com" for i in range(n)}
     assert not (everyone - set(got) - ambiguous)
     assert landed >= 1
+
+
+def test_crashed_batch_is_ambiguous_until_asked_to_resend(tmp_path: Path) -> None:
+    project = make_project(tmp_path, 6)
+    from composer.dispatch import DispatchOptions, deliver, prepare
+    from composer.render.stage import check_and_render
+    from composer.settings import load_settings
+
+    settings = load_settings(project / "newsletter.yaml")
+    options = DispatchOptions(batch_size=2)
+    with open_store(settings.subscribers_database) as store:
+        plan = prepare(check_and_render(project / ISSUE, settings), settings, store, options)
+        stops = iter([False, True])
+        deliver(plan, settings, store, options, should_stop=lambda: next(stops, True))
+        # What a kill between "marked sending" and "recorded" leaves behind:
+        store.db.execute(
+            "UPDATE deliveries SET status = 'sending' WHERE subscriber_id IN "
+            "(SELECT subscriber_id FROM deliveries WHERE status = 'pending' "
+            "ORDER BY subscriber_id LIMIT 2)"
+        )
+    resumed = run(project, "dispatch", str(project / ISSUE), "--yes")
+    assert "  sent 4, failed 0, skipped 0, ambiguous 2, still to send 0\n" in resumed.output
+    assert (
+        "  ambiguous (2): a run stopped while sending to them; they may or may not have it. "
+        "`--resend-ambiguous` sends to them again:\n"
+        "    reader0002@example.com\n    reader0003@example.com\n"
+    ) in resumed.output
+    assert len(list((project / "outbox" / "2025-05").glob("*.eml"))) == 4
+    assert run(project, "dispatch", str(project / ISSUE), "--yes").exit_code == 1  # finished
+    again = run(project, "dispatch", str(project / ISSUE), "--yes", "--resend-ambiguous")
+    assert "  sent 6, failed 0, skipped 0, ambiguous 0, still to send 0\n" in again.output
+    assert len(list((project / "outbox" / "2025-05").glob("*.eml"))) == 6
+
+
+def test_sigterm_stops_after_the_batch_and_says_how_to_resume(tmp_path: Path) -> None:
+    project = make_project(tmp_path, 60)
+    process = _dispatch_process(project, "--rate", "10", "--batch-size", "5")
+    time.sleep(2.5)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 130, output
+    assert "stopping after the current batch (Ctrl-C again to stop now)" in output
+    assert f"stopped: run `newsletter dispatch {project / ISSUE}` again to resume (" in output
+    state = counts(project)
+    assert state["ambiguous"] == 0 and state["sending"] == 0
+    assert 0 < state["sent"] < 60
+    final = _dispatch_process(project)
+    final.communicate(timeout=60)
+    assert counts(project)["sent"] == 60
+    assert len(list((project / "outbox" / "2025-05").glob("*.eml"))) == 60
+
+
+def test_rate_caps_messages_per_second(tmp_path: Path) -> None:
+    project = make_project(tmp_path, 30)
+    start = time.monotonic()
+    result = run(project, "dispatch", str(project / ISSUE), "--yes", "--rate", "40")
+    elapsed = time.monotonic() - start
+    assert result.exit_code == 0
+    # 30 messages at 40/s with a burst of one batch (at most 40): at least (30 - 30)/40 s...
+    # so use the bucket directly for the arithmetic, and the run for the wiring.
+    assert counts(project)["sent"] == 30
+    assert elapsed < 30
+
+
+def test_token_bucket_holds_the_average_rate() -> None:
+    from composer.dispatch.ratelimit import TokenBucket
+
+    now = [0.0]
+    bucket = TokenBucket(
+        10, burst=5, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s)
+    )
+    for _ in range(20):
+        bucket.acquire(5)
+    # 100 messages at 10/s, the first 5 free: 9.5 s, never less.
+    assert now[0] == pytest.approx(9.5)
+    waited = bucket.acquire(1)
+    assert waited == pytest.approx(0.1)

@@ -100,13 +100,21 @@ def prepare(staged, settings, store, options: DispatchOptions) -> Plan:
     counts = store.count(list_name)
     not_counted = {k: v for k, v in counts.items() if k != "active" and v}
     existing = None
-    if latest is not None and latest.finished and not options.resend:
+    reopen = (
+        latest is not None
+        and latest.finished
+        and options.resend_ambiguous
+        and records.counts(latest)["ambiguous"] > 0
+    )
+    if reopen:
+        existing = latest  # finished but for its ambiguous rows, which we are asked to send
+    elif latest is not None and latest.finished and not options.resend:
         raise DispatchRefused(
             f"{issue} was already sent to the list {list_name} (dispatch {latest.id}, "
             f"finished {latest.finished_at}); `newsletter status` shows the report. "
             "To send it to everyone again, pass --resend"
         )
-    if latest is not None and not latest.finished:
+    if latest is not None and not latest.finished and not reopen:
         if latest.content_hash != digest and not options.force:
             raise DispatchRefused(
                 f"{staged.path} changed since dispatch {latest.id} of {issue} began "
@@ -215,7 +223,8 @@ def deliver(
                 records.record(dispatch, outcomes)
                 progress.advance(settled)
         progress.finish()
-        if not stopped and records.outstanding(dispatch) == 0:
+        if records.outstanding(dispatch) == 0:
+            stopped = False  # the stop came after the last batch: nothing is left
             records.finish(dispatch)
         return report_for(records, records.get(dispatch.id), stopped, newly_ambiguous)
 
