@@ -37,9 +37,11 @@ class TokenBucket:
         """Take `n` tokens, waiting as needed; returns the seconds waited. `n` may exceed
         the burst: the wait is then what that many messages cost at the rate."""
         waited = 0.0
+        need = min(n, self.burst)
         self._refill()
-        while self.tokens < min(n, self.burst):
-            pause = (min(n, self.burst) - self.tokens) / self.rate
+        # The tolerance stops float rounding from turning the last wait into a spin.
+        while self.tokens < need - 1e-9:
+            pause = (need - self.tokens) / self.rate
             self.sleep(pause)
             waited += pause
             self._refill()
