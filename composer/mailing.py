@@ -27,10 +27,13 @@ import secrets
 import unicodedata
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from typing import TYPE_CHECKING
 
 from composer.errors import ComposerError
 from composer.render import UNSUBSCRIBE_PLACEHOLDER
-from composer.subscribers.store import Recipient
+
+if TYPE_CHECKING:
+    from composer.subscribers.store import Recipient
 
 QP_LINE = 76  # RFC 2045: encoded lines at most 76 characters
 # Slots in the template: (name of the value, is it a header line?)
@@ -56,6 +59,10 @@ class AddressError(ComposerError):
 
 def outside_recipient(address: str, name: str = "") -> Recipient:
     """A recipient who need not be a subscriber (send-test): id 0, a test token."""
+    # Imported here: the subscribers package pulls in email-validator, which rendering
+    # and archiving never need.
+    from composer.subscribers.store import Recipient
+
     return Recipient(0, address, name, TEST_TOKEN)
 
 

@@ -61,9 +61,11 @@ def main(ctx: click.Context, config: Path) -> None:
       newsletter dispatch issues/2025-06.rst
       newsletter archive                  # the static web archive and its feed
     """
-    from dotenv import load_dotenv
+    env_file = config.parent / ".env"
+    if env_file.is_file():  # secrets for senders; the environment wins over the file
+        from dotenv import load_dotenv
 
-    load_dotenv(config.parent / ".env" if config.parent != Path("") else ".env")
+        load_dotenv(env_file)
     ctx.obj = AppContext(config)
 
 
