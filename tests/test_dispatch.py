@@ -56,6 +56,20 @@ def counts(project: Path) -> dict[str, int]:
         return records.counts(records.all()[-1])
 
 
+def partial_dispatch(project: Path, batch_size: int):
+    """Run the dispatch stage in process and stop it after its first batch."""
+    from composer.dispatch import DispatchOptions, deliver, prepare
+    from composer.render.stage import check_and_render
+    from composer.settings import load_settings
+
+    settings = load_settings(project / "newsletter.yaml")
+    options = DispatchOptions(batch_size=batch_size)
+    with open_store(settings.subscribers_database) as store:
+        plan = prepare(check_and_render(project / ISSUE, settings), settings, store, options)
+        stops = iter([False, True])
+        return deliver(plan, settings, store, options, should_stop=lambda: next(stops, True))
+
+
 def delivered_to(server: SMTPTestServer) -> Counter:
     return Counter(addr.lower() for message in server.received for addr in message.rcpt_tos)
 
@@ -122,23 +136,7 @@ def test_without_terminal_or_yes_it_refuses(tmp_path: Path) -> None:
 def test_changed_issue_is_refused_unless_forced(tmp_path: Path) -> None:
     project = make_project(tmp_path, 10)
     issue = project / ISSUE
-    # A partial dispatch: stop it after the first batch.
-    from composer.dispatch import DispatchOptions, deliver, prepare
-    from composer.render.stage import check_and_render
-    from composer.settings import load_settings
-
-    settings = load_settings(project / "newsletter.yaml")
-    calls = []
-    with open_store(settings.subscribers_database) as store:
-        staged = check_and_render(issue, settings)
-        plan = prepare(staged, settings, store, DispatchOptions(batch_size=4))
-        report = deliver(
-            plan,
-            settings,
-            store,
-            DispatchOptions(batch_size=4),
-            should_stop=lambda: bool(calls.append(1)) or len(calls) > 1,
-        )
+    report = partial_dispatch(project, 4)
     assert report.stopped and report.counts["sent"] == 4
     issue.write_text(issue.read_text().replace("There is a lot", "There is much"))
     refused = run(project, "dispatch", str(issue), "--yes")
@@ -156,16 +154,8 @@ def test_changed_issue_is_refused_unless_forced(tmp_path: Path) -> None:
 
 def test_unsubscribed_before_their_turn_are_skipped(tmp_path: Path) -> None:
     project = make_project(tmp_path, 6)
-    from composer.dispatch import DispatchOptions, deliver, prepare
-    from composer.render.stage import check_and_render
-    from composer.settings import load_settings
-
-    settings = load_settings(project / "newsletter.yaml")
-    options = DispatchOptions(batch_size=2)
-    with open_store(settings.subscribers_database) as store:
-        plan = prepare(check_and_render(project / ISSUE, settings), settings, store, options)
-        stops = iter([False, True])
-        deliver(plan, settings, store, options, should_stop=lambda: next(stops, True))
+    partial_dispatch(project, 2)
+    with open_store(project / "subscribers" / "subscribers.db") as store:
         store.unsubscribe("reader0005@example.com", how="test")
         store.add("latecomer@example.com")  # joined after the snapshot: not added
     result = run(project, "dispatch", str(project / ISSUE), "--yes")
@@ -341,16 +331,8 @@ def test_sendgrid_dispatch_killed_at_random_nobody_twice(tmp_path, seed) -> None
 
 def test_crashed_batch_is_ambiguous_until_asked_to_resend(tmp_path: Path) -> None:
     project = make_project(tmp_path, 6)
-    from composer.dispatch import DispatchOptions, deliver, prepare
-    from composer.render.stage import check_and_render
-    from composer.settings import load_settings
-
-    settings = load_settings(project / "newsletter.yaml")
-    options = DispatchOptions(batch_size=2)
-    with open_store(settings.subscribers_database) as store:
-        plan = prepare(check_and_render(project / ISSUE, settings), settings, store, options)
-        stops = iter([False, True])
-        deliver(plan, settings, store, options, should_stop=lambda: next(stops, True))
+    partial_dispatch(project, 2)
+    with open_store(project / "subscribers" / "subscribers.db") as store:
         # What a kill between "marked sending" and "recorded" leaves behind:
         store.db.execute(
             "UPDATE deliveries SET status = 'sending' WHERE subscriber_id IN "
