@@ -14,6 +14,9 @@ class CheckResult:
     path: str
     issue: Issue
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # The email bodies, when the size check rendered them (no errors, settings given):
+    # callers that send or build reuse them instead of rendering again.
+    rendered: object = field(default=None, compare=False, repr=False)
 
     @property
     def errors(self) -> int:
@@ -80,18 +83,15 @@ def check_file(
         from composer.history import earlier_links, history_diagnostics
 
         diagnostics += history_diagnostics(issue, earlier_links(issue, path, path.parent))
+    rendered = None
     if render_size and settings is not None and not _has_errors(diagnostics):
-        diagnostics += _size_diagnostics(issue, settings)
-    return CheckResult(str(path), issue, sort_and_dedupe(diagnostics))
-
-
-def _size_diagnostics(issue: Issue, settings) -> list[Diagnostic]:
-    try:
+        # Gmail clips a large HTML body, hiding the unsubscribe link: only a render tells.
         from composer.render import render
         from composer.render.size import size_diagnostics
-    except ImportError:  # the render stage is optional for checking
-        return []
-    return size_diagnostics(issue, render(issue, settings))
+
+        rendered = render(issue, settings)
+        diagnostics += size_diagnostics(issue, rendered)
+    return CheckResult(str(path), issue, sort_and_dedupe(diagnostics), rendered)
 
 
 def _has_errors(diagnostics: list[Diagnostic]) -> bool:

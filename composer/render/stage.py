@@ -1,7 +1,7 @@
 """Check, then render once: what `build` and `preview` share.
 
-`check_file(..., render_size=False)` gives every problem but the size; the size comes
-from the one render done here, so an issue is never rendered twice.
+`check_file` renders the issue for its size check; that rendering is the one kept here,
+so an issue is never rendered twice.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from composer.diagnostics import Diagnostic, Severity, sort_and_dedupe
+from composer.diagnostics import Diagnostic, Severity
 from composer.model import Issue
 from composer.render import Rendered
 
@@ -33,14 +33,9 @@ def check_and_render(
     (`render_on_errors` renders whatever could be read, for the preview)."""
     from composer.check import check_file
     from composer.render import render
-    from composer.render.size import size_diagnostics
 
-    result = check_file(path, settings, render_size=False, text=text)
-    diagnostics = list(result.diagnostics)
-    has_errors = any(d.severity is Severity.ERROR for d in diagnostics)
-    rendered = None
-    if not has_errors or render_on_errors:
+    result = check_file(path, settings, text=text)
+    rendered = result.rendered
+    if rendered is None and render_on_errors:
         rendered = render(result.issue, settings)
-        if not has_errors:
-            diagnostics += size_diagnostics(result.issue, rendered)
-    return Staged(str(path), result.issue, rendered, sort_and_dedupe(diagnostics))
+    return Staged(str(path), result.issue, rendered, result.diagnostics)
