@@ -133,7 +133,7 @@ class MessageTemplate:
                     "{{ unsubscribe_url }} in it (every mailing must carry one)"
                 )
         signer = signer or Signer.from_environment(settings)
-        domain = settings.sender_address.rsplit("@", 1)[-1].lower()
+        domain = settings.sender_domain
         list_id = list_id or f"{settings.default_list}.{domain}"
         if subject_prefix is None:
             subject_prefix = TEST_PREFIX if test else ""

@@ -37,6 +37,11 @@ class Settings:
     path: Path = DEFAULT_PATH
     root: Path = Path(".")
 
+    @property
+    def sender_domain(self) -> str:
+        """The sender's domain: Message-IDs and List-Ids are minted on it."""
+        return self.sender_address.rsplit("@", 1)[-1].lower()
+
     def issue_url(self, month: str) -> str:
         """Where the archive publishes an issue: the email's "View in browser" link."""
         year, mon = month.split("-")

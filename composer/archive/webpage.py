@@ -56,9 +56,8 @@ def archived_message(rendered: Rendered, settings, issue) -> bytes:
         date=date,
         boundary=f"==composer-{digest[:24]}==",
     )
-    domain = settings.sender_address.rsplit("@", 1)[-1].lower()
     return template.for_address(
         ARCHIVE_RECIPIENT,
-        message_id=f"<{issue.month}.archive.{settings.default_list}@{domain}>",
+        message_id=f"<{issue.month}.archive.{settings.default_list}@{template.domain}>",
         unsubscribe_url=settings.subscribe_url,
     )

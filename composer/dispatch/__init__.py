@@ -166,7 +166,7 @@ def deliver(
             plan.staged.rendered,
             settings,
             plan.staged.issue,
-            list_id=f"{plan.list_name}.{_domain(settings)}",
+            list_id=f"{plan.list_name}.{settings.sender_domain}",
         )
         sender = sender or sender_for(settings)
         delays = tuple(sender.retry_delays)
@@ -302,10 +302,6 @@ def _sleep_until(due: float, should_stop: Callable[[], bool]) -> None:
         if left <= 0:
             return
         time.sleep(min(left, 0.2))
-
-
-def _domain(settings) -> str:
-    return settings.sender_address.rsplit("@", 1)[-1].lower()
 
 
 class _exclusive:
