@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from composer.cli.common import EXISTING_FILE
+
 SAMPLE_RECIPIENT = "reader@example.com"
-EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+from composer.cli.common import EXISTING_FILE
 
 
 @click.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+from composer.cli.common import EXISTING_FILE, shown
 
 
 def _settings_if_any(ctx: click.Context):
@@ -125,16 +125,9 @@ def new(ctx: click.Context, month: str | None, fmt: str) -> None:
     """
     from composer.newissue import create_issue
 
-    path = _relative(create_issue(ctx.obj.settings, month, fmt))
+    path = shown(create_issue(ctx.obj.settings, month, fmt))
     click.echo(f"created {path}")
     click.echo(f"next: edit it, then run `newsletter check {path}`")
-
-
-def _relative(path: Path) -> Path:
-    try:
-        return path.relative_to(Path.cwd())
-    except ValueError:
-        return path
 
 
 COMMANDS = [check, convert, new]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+from composer.cli.common import EXISTING_FILE, shown
 
 
 @click.command("send-test")
@@ -103,13 +103,6 @@ def _recipients(settings, addresses: list[str]) -> list:
 def _describe(result) -> str:
     email = result.recipient.email
     if result.sent and result.location:
-        return f"{email}: sent -> {_relative(result.location)}"
+        return f"{email}: sent -> {shown(result.location)}"
     status = result.status.value if result.sent else f"{result.status.value} failure"
     return f"{email}: {status} ({result.reason})"
-
-
-def _relative(location: str) -> str:
-    try:
-        return str(Path(location).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return location
