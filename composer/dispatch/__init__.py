@@ -194,7 +194,7 @@ def deliver(
                 except SendError:
                     # Nothing of this batch left when the backend says so (a refused
                     # request); otherwise some may have: those are ambiguous.
-                    back = "pending" if getattr(sender, "atomic_batches", False) else "ambiguous"
+                    back = "pending" if sender.atomic_batches else "ambiguous"
                     why = "" if back == "pending" else "the backend failed during this batch"
                     records.record(dispatch, [(r.id, back, why, "", None) for r in batch])
                     raise
@@ -271,18 +271,9 @@ def _start(plan: Plan, records: DispatchRecords, options: DispatchOptions):
 
 
 # How many messages one batch holds: its rows are marked `sending` before it leaves, so a
-# crash leaves at most one batch ambiguous. SMTP records per few messages (a batch keeps
-# every connection busy); SendGrid's request is the batch; the outbox writes files.
+# crash leaves at most one batch ambiguous. Each backend says what suits it.
 def _batch_size(sender, options: DispatchOptions) -> int:
-    if options.batch_size:
-        size = options.batch_size
-    elif sender.name == "smtp":
-        size = max(1, getattr(sender, "connections", 1)) * 4
-    elif sender.name == "outbox":
-        size = 50
-    else:
-        size = sender.batch_size
-    size = min(size, sender.batch_size)
+    size = min(options.batch_size or sender.dispatch_batch_size, sender.batch_size)
     if options.rate:
         size = min(size, max(1, int(options.rate)))
     return size

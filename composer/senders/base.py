@@ -60,6 +60,12 @@ class Sender:
     # True when a failed send_batch() (SendError) sent nothing of the batch: the
     # dispatcher may then send those recipients again without risking a duplicate.
     atomic_batches = False
+
+    @property
+    def dispatch_batch_size(self) -> int:
+        """Recipients per recorded batch in a dispatch: a crash leaves at most one batch
+        ambiguous, so smaller is safer; large enough to keep the backend busy."""
+        return self.batch_size
     # Seconds before each retry of a temporary failure (each with +-20 % jitter).
     retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0)
 

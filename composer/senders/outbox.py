@@ -25,6 +25,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
 class OutboxSender(Sender):
     name = "outbox"
     batch_size = 1000
+    dispatch_batch_size = 50  # files are quick to write: record often
     retry_delays = ()  # a full disk is not temporary in any useful sense: SendError
 
     def __init__(self, settings, *, directory: Path | str | None = None, **kwargs) -> None:

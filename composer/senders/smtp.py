@@ -79,6 +79,10 @@ class SmtpSender(Sender):
         self._wires: tuple[object, _Wire] | None = None
 
     @property
+    def dispatch_batch_size(self) -> int:
+        return self.connections * 4  # a few messages per connection keeps each one busy
+
+    @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
 
