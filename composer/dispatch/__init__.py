@@ -122,13 +122,15 @@ def prepare(staged, settings, store, options: DispatchOptions) -> Plan:
                 "--force to send the current version to the rest, or undo the change"
             )
         existing = latest
-    remaining = (
-        records.outstanding(existing)
-        + records.counts(existing)["sending"]
-        + (records.counts(existing)["ambiguous"] if options.resend_ambiguous else 0)
-        if existing
-        else counts.get("active", 0)
-    )
+    if existing is None:
+        remaining = counts.get("active", 0)
+    else:  # what a resume has left: pending, retries, a crashed batch (and, if asked, the
+        # ambiguous ones)
+        left = records.counts(existing)
+        wanted = ("pending", "retry", "sending") + (
+            ("ambiguous",) if options.resend_ambiguous else ()
+        )
+        remaining = sum(left[state] for state in wanted)
     return Plan(
         path=str(staged.path),
         issue=issue,
