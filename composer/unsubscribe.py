@@ -27,6 +27,9 @@ DEVELOPMENT_SECRET = "composer-development-secret: never use for a real mailing"
 MIN_SECRET_LENGTH = 16
 SIGNATURE_BYTES = 16  # 128 bits of HMAC-SHA256, 22 characters of base64url
 _CONTEXT = b"composer-unsubscribe\x00"
+# The subscriber token of preflight's probe: a correctly signed one-click POST with this
+# token must answer 200 and change nothing (the list service knows it; no subscriber has it).
+PROBE_TOKEN = "preflight-probe"
 _warned = False
 
 
