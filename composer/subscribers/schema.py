@@ -169,5 +169,71 @@ def _v3_dispatches(db: sqlite3.Connection, default_list: str, now: str) -> None:
     db.execute("CREATE INDEX deliveries_status ON deliveries(dispatch_id, status, subscriber_id)")
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_lists_tokens_history, _v3_dispatches]
+# A sign-up that is not confirmed yet (double opt-in): never a recipient, never counted as
+# one of the mailing STATUSES above (they stay as released; v2 builds its CHECK from them).
+PENDING = "pending"
+
+
+def _v4_pending_consent_forgotten(db: sqlite3.Connection, default_list: str, now: str) -> None:
+    """Sign-ups from the list service: a 'pending' status, consent evidence, and the
+    hashes of erased addresses (so an import never adds them back)."""
+    statuses = ", ".join(f"'{s}'" for s in (*STATUSES, PENDING))
+    # SQLite cannot change a CHECK in place: rebuild the table (foreign keys are off while
+    # migrations run, so dropping it leaves memberships and status_events untouched; their
+    # references name "subscribers" and point at the rebuilt table after the rename).
+    db.execute(
+        f"""
+        CREATE TABLE subscribers_v4 (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,
+            email_key TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (status IN ({statuses})),
+            status_at TEXT NOT NULL,
+            status_how TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            token TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("INSERT INTO subscribers_v4 SELECT * FROM subscribers")
+    db.execute("DROP TABLE subscribers")
+    db.execute("ALTER TABLE subscribers_v4 RENAME TO subscribers")
+    db.execute(
+        """
+        CREATE TABLE consents (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            list_name TEXT NOT NULL,
+            nonce TEXT NOT NULL UNIQUE,
+            form TEXT NOT NULL,
+            wording TEXT NOT NULL,
+            version TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            request_ip TEXT NOT NULL DEFAULT '',
+            request_user_agent TEXT NOT NULL DEFAULT '',
+            confirmed_at TEXT,
+            confirm_ip TEXT NOT NULL DEFAULT '',
+            confirm_user_agent TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX consents_subscriber ON consents(subscriber_id)")
+    db.execute(
+        """
+        CREATE TABLE forgotten (
+            email_hash TEXT PRIMARY KEY,
+            forgotten_at TEXT NOT NULL
+        ) WITHOUT ROWID
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_initial,
+    _v2_lists_tokens_history,
+    _v3_dispatches,
+    _v4_pending_consent_forgotten,
+]
 VERSION = len(MIGRATIONS)
