@@ -230,10 +230,48 @@ def _v4_pending_consent_forgotten(db: sqlite3.Connection, default_list: str, now
     )
 
 
+def _v5_delivery_events_sync_runs(db: sqlite3.Connection, default_list: str, now: str) -> None:
+    """What comes back (composer/events.py): every bounce, complaint and unsubscribe event
+    with its effect, unique per source event (a replayed webhook or a re-read mailbox
+    applies nothing twice), and the last runs of the scheduled syncs."""
+    db.execute(
+        """
+        CREATE TABLE delivery_events (
+            id INTEGER PRIMARY KEY,
+            event_key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            source TEXT NOT NULL,
+            subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE CASCADE,
+            address TEXT NOT NULL DEFAULT '',
+            mailing TEXT NOT NULL DEFAULT '',
+            occurred_at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            effect TEXT NOT NULL DEFAULT '',
+            raw TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX delivery_events_subscriber ON delivery_events(subscriber_id, id)")
+    db.execute(
+        """
+        CREATE TABLE sync_runs (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX sync_runs_job ON sync_runs(job, id)")
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_lists_tokens_history,
     _v3_dispatches,
     _v4_pending_consent_forgotten,
+    _v5_delivery_events_sync_runs,
 ]
 VERSION = len(MIGRATIONS)
