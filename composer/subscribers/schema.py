@@ -265,6 +265,10 @@ def _v5_delivery_events_sync_runs(db: sqlite3.Connection, default_list: str, now
         """
     )
     db.execute("CREATE INDEX sync_runs_job ON sync_runs(job, id)")
+    # A returned bounce names the Message-ID composer sent: find its delivery in one probe.
+    db.execute(
+        "CREATE INDEX deliveries_message_id ON deliveries(message_id) WHERE message_id <> ''"
+    )
 
 
 MIGRATIONS: list[Migration] = [
