@@ -8,11 +8,19 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
 from composer.subscribers.addresses import email_key, normalize
+from composer.subscribers.consent import (
+    Consent,
+    DeliveryRecord,
+    SignupExpired,
+    SignupRequest,
+    UnknownSignup,
+    forgotten_hash,
+)
 from composer.subscribers.errors import (
     AlreadySuppressed,
     DatabaseError,
@@ -21,7 +29,7 @@ from composer.subscribers.errors import (
     UnknownList,
     UnknownSubscriber,
 )
-from composer.subscribers.schema import MIGRATIONS, STATUSES, VERSION
+from composer.subscribers.schema import MIGRATIONS, PENDING, STATUSES, VERSION
 
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 BUSY_TIMEOUT_S = 10.0
@@ -413,6 +421,221 @@ class SubscriberStore:
             "VALUES (?, ?, ?, ?, ?)",
             (sub_id, status, self.clock(), how, source),
         )
+
+    # -- the list service: sign-ups, consent evidence, erasure (composer/service) ---------
+
+    def request_signup(
+        self,
+        email: str,
+        name: str = "",
+        list_name: str | None = None,
+        *,
+        form: str,
+        wording: str,
+        version: str,
+        ip: str = "",
+        user_agent: str = "",
+    ) -> SignupRequest:
+        """Record a sign-up form post: a new address becomes a *pending* subscriber (never
+        a recipient); anyone else keeps their status until they confirm. Always a new
+        consent row, whose nonce the confirmation link carries."""
+        address = normalize(email)
+        nonce = new_token()
+        with self.write() as db:
+            list_name = list_name or self.default_list
+            list_id = self.list_id(list_name)
+            now = self.clock()
+            current = self.get(address.email)
+            if current is None:
+                cur = db.execute(
+                    "INSERT INTO subscribers (email, email_key, name, status, status_at, "
+                    "status_how, source, token, created_at) "
+                    "VALUES (?, ?, ?, 'pending', ?, 'sign-up form (unconfirmed)', ?, ?, ?)",
+                    (address.email, address.key, name.strip(), now, form, new_token(), now),
+                )
+                sub_id, state = cur.lastrowid, "new"
+                self._event(sub_id, PENDING, "sign-up form (unconfirmed)", form)
+            else:
+                sub_id = current.id
+                member = db.execute(
+                    "SELECT 1 FROM memberships WHERE list_id = ? AND subscriber_id = ?",
+                    (list_id, sub_id),
+                ).fetchone()
+                if current.status == "active" and member:
+                    state = "active"
+                elif current.status == PENDING:
+                    state = "pending"
+                else:
+                    state = "left"
+            db.execute(
+                "INSERT INTO consents (subscriber_id, list_name, nonce, form, wording, version, "
+                "requested_at, request_ip, request_user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sub_id, list_name, nonce, form, wording, version, now, ip, user_agent),
+            )
+        return SignupRequest(nonce, state, address.email)
+
+    def signup(self, nonce: str) -> tuple[Subscriber, Consent] | None:
+        """The subscriber and consent a confirmation link names, if any."""
+        row = self.db.execute(
+            f"SELECT subscriber_id, {_CONSENT_COLUMNS} FROM consents WHERE nonce = ?", (nonce,)
+        ).fetchone()
+        if row is None:
+            return None
+        return self.require(row[0]), Consent(*row[1:])
+
+    def confirm_signup(
+        self, nonce: str, *, ip: str = "", user_agent: str = "", expiry_days: float = 7
+    ) -> Subscriber:
+        """Confirm a sign-up: the subscriber becomes active on the form's list, and the
+        consent row gets its confirmation time (and IP and user agent, if given).
+        Confirming twice changes nothing; a link older than expiry_days raises."""
+        with self.write() as db:
+            row = db.execute(
+                "SELECT subscriber_id, list_name, form, requested_at, confirmed_at "
+                "FROM consents WHERE nonce = ?",
+                (nonce,),
+            ).fetchone()
+            if row is None:
+                raise UnknownSignup(
+                    "this confirmation link matches no sign-up: it expired and was removed, "
+                    "or it was never sent"
+                )
+            sub_id, list_name, form, requested_at, confirmed_at = row
+            if confirmed_at is None:
+                if requested_at < self._days_ago(expiry_days):
+                    raise SignupExpired(
+                        f"this confirmation link expired ({expiry_days:g} days after the "
+                        "sign-up): sign up again"
+                    )
+                sub = self.require(sub_id)
+                if sub.status != "active":
+                    how = (
+                        "confirmed sign-up"
+                        if sub.status == PENDING
+                        else "re-subscribed (confirmed sign-up)"
+                    )
+                    self._set_status(sub_id, "active", how, form)
+                now = self.clock()
+                db.execute(
+                    "INSERT INTO memberships (list_id, subscriber_id, added_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (self.list_id(list_name), sub_id, now),
+                )
+                db.execute(
+                    "UPDATE consents SET confirmed_at = ?, confirm_ip = ?, confirm_user_agent = ? "
+                    "WHERE nonce = ?",
+                    (now, ip, user_agent, nonce),
+                )
+                key = db.execute(
+                    "SELECT email_key FROM subscribers WHERE id = ?", (sub_id,)
+                ).fetchone()[0]
+                db.execute("DELETE FROM forgotten WHERE email_hash = ?", (forgotten_hash(key),))
+        return self.require(sub_id)
+
+    def resubscribe_by_token(
+        self,
+        token: str,
+        *,
+        form: str,
+        wording: str,
+        version: str,
+        ip: str = "",
+        user_agent: str = "",
+    ) -> Subscriber:
+        """The one-click re-subscribe on the unsubscribe page: only someone who
+        unsubscribed comes back (not a bounce or a complaint); recorded as consent."""
+        with self.write() as db:
+            sub = self.get_by_token(token)
+            if sub is None:
+                raise UnknownSubscriber("no subscriber has this unsubscribe token")
+            if sub.status == "unsubscribed":
+                self._set_status(sub.id, "active", "re-subscribed from the unsubscribe page", form)
+                now = self.clock()
+                db.execute(
+                    "INSERT INTO consents (subscriber_id, list_name, nonce, form, wording, "
+                    "version, requested_at, request_ip, request_user_agent, confirmed_at, "
+                    "confirm_ip, confirm_user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        sub.id,
+                        (sub.lists or (self.default_list,))[0],
+                        new_token(),
+                        form,
+                        wording,
+                        version,
+                        now,
+                        ip,
+                        user_agent,
+                        now,
+                        ip,
+                        user_agent,
+                    ),
+                )
+        return self.require(sub.id)
+
+    def expire_pending(self, expiry_days: float) -> int:
+        """Delete sign-ups nobody confirmed within expiry_days (pending subscribers and
+        their rows; unconfirmed requests of known subscribers). Returns how many pending
+        subscribers went."""
+        cutoff = self._days_ago(expiry_days)
+        with self.write() as db:
+            gone = db.execute(
+                "DELETE FROM subscribers WHERE status = ? AND status_at < ?", (PENDING, cutoff)
+            ).rowcount
+            db.execute(
+                "DELETE FROM consents WHERE confirmed_at IS NULL AND requested_at < ?", (cutoff,)
+            )
+        return gone
+
+    def consents(self, who: str | int) -> list[Consent]:
+        sub = self.require(who)
+        rows = self.db.execute(
+            f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE subscriber_id = ? ORDER BY id",
+            (sub.id,),
+        ).fetchall()
+        return [Consent(*row) for row in rows]
+
+    def deliveries_of(self, who: str | int) -> list[DeliveryRecord]:
+        """Every dispatch that included the subscriber, oldest first."""
+        sub = self.require(who)
+        rows = self.db.execute(
+            "SELECT d.issue, d.list_name, d.backend, r.status, r.attempts, r.reason, "
+            "r.updated_at FROM deliveries r JOIN dispatches d ON d.id = r.dispatch_id "
+            "WHERE r.subscriber_id = ? ORDER BY d.id",
+            (sub.id,),
+        ).fetchall()
+        return [DeliveryRecord(*row) for row in rows]
+
+    def forget(self, who: str | int) -> Subscriber:
+        """Erase a person (GDPR Art. 17): their row, history, consent and the address in
+        delivery records go; only forgotten_hash(address) stays, so no import adds them
+        back. Only their own confirmed sign-up through the service removes the hash."""
+        with self.write() as db:
+            sub = self.require(who)
+            key = db.execute("SELECT email_key FROM subscribers WHERE id = ?", (sub.id,)).fetchone()
+            db.execute(
+                "INSERT INTO forgotten (email_hash, forgotten_at) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (forgotten_hash(key[0]), self.clock()),
+            )
+            db.execute("UPDATE deliveries SET email = '' WHERE subscriber_id = ?", (sub.id,))
+            db.execute("DELETE FROM subscribers WHERE id = ?", (sub.id,))
+        return sub
+
+    def is_forgotten(self, email: str) -> bool:
+        found = self.db.execute(
+            "SELECT 1 FROM forgotten WHERE email_hash = ?", (forgotten_hash(lookup_key(email)),)
+        ).fetchone()
+        return found is not None
+
+    def _days_ago(self, days: float) -> str:
+        now = datetime.strptime(self.clock(), "%Y-%m-%dT%H:%M:%SZ")
+        return (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_CONSENT_COLUMNS = (
+    "subscriber_id, list_name, form, wording, version, requested_at, request_ip, "
+    "request_user_agent, confirmed_at, confirm_ip, confirm_user_agent"
+)
 
 
 def lookup_key(who: str) -> str:
