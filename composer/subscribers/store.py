@@ -631,6 +631,121 @@ class SubscriberStore:
         now = datetime.strptime(self.clock(), "%Y-%m-%dT%H:%M:%SZ")
         return (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    # -- what comes back: delivery events and sync runs (composer/events.py) -------------
+
+    def apply(self, events, decide) -> list:
+        """Record and apply delivery events in one write transaction: a list of
+        composer.events.Applied. `decide(event, status or None, soft_bounces)` says what
+        each does (composer.events.decide); an event already recorded (same source and id)
+        does nothing."""
+        from composer.events import SOFT_BOUNCE, Applied
+
+        results = []
+        with self.write() as db:
+            received = self.clock()
+            for event in events:
+                sub = self._event_subscriber(event)
+                sub_id = sub.id if sub else None
+                row_id = self.record_event(event, sub_id, received_at=received)
+                if row_id is None:
+                    results.append(Applied(event, sub_id, "already applied", False, True))
+                    continue
+                soft = (
+                    self._soft_bounces_in_a_row(sub_id) if sub and event.kind == SOFT_BOUNCE else 0
+                )
+                status, effect = decide(event, sub.status if sub else None, soft)
+                changed = sub is not None and status is not None and status != sub.status
+                if changed:
+                    self._set_status(sub.id, status, event.how, event.source)
+                db.execute("UPDATE delivery_events SET effect = ? WHERE id = ?", (effect, row_id))
+                results.append(Applied(event, sub_id, effect, changed, False))
+        return results
+
+    def record_event(
+        self, event, subscriber_id: int | None, effect: str = "", *, received_at: str = ""
+    ) -> int | None:
+        """Insert one delivery event; its row id, or None if the same event (source and
+        id) is already recorded. The unique key makes this safe from several processes."""
+        cur = self.db.execute(
+            "INSERT INTO delivery_events (event_key, kind, source, subscriber_id, address, "
+            "mailing, occurred_at, received_at, reason, effect, raw) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING",
+            (
+                event.key,
+                event.kind,
+                event.source,
+                subscriber_id,
+                event.address,
+                event.mailing,
+                event.occurred_at,
+                received_at or self.clock(),
+                event.reason,
+                effect,
+                event.raw,
+            ),
+        )
+        return cur.lastrowid if cur.rowcount == 1 else None
+
+    def delivery_events(self, who: str | int) -> list:
+        """A subscriber's recorded delivery events (composer.events.EventRecord), oldest first."""
+        from composer.events import EventRecord
+
+        sub = self.require(who)
+        rows = self.db.execute(
+            "SELECT kind, occurred_at, received_at, source, mailing, reason, effect "
+            "FROM delivery_events WHERE subscriber_id = ? ORDER BY id",
+            (sub.id,),
+        ).fetchall()
+        return [EventRecord(*row) for row in rows]
+
+    def record_sync(self, job: str, ok: bool, detail: str = "") -> None:
+        """Record that a scheduled sync ("sendgrid-suppressions", "inbound") just ran."""
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO sync_runs (job, finished_at, ok, detail) VALUES (?, ?, ?, ?)",
+                (job, self.clock(), 1 if ok else 0, detail[:2000]),
+            )
+
+    def last_sync(self, job: str):
+        """The last run of sync `job` (composer.events.SyncRun), or None if it never ran."""
+        from composer.events import SyncRun
+
+        row = self.db.execute(
+            "SELECT job, finished_at, ok, detail FROM sync_runs WHERE job = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (job,),
+        ).fetchone()
+        return SyncRun(row[0], row[1], bool(row[2]), row[3]) if row else None
+
+    def _event_subscriber(self, event) -> Subscriber | None:
+        """Whom an event is about: the id its source vouches for (a signed VERP address,
+        SendGrid's custom_args), else the delivery that carried its Message-ID, else its
+        address. Id 0 is a test send's outside recipient: nobody."""
+        if event.subscriber_id:
+            found = self.get(int(event.subscriber_id))
+            if found is not None:
+                return found
+        if event.message_id:
+            row = self.db.execute(
+                "SELECT subscriber_id FROM deliveries WHERE message_id = ? LIMIT 1",
+                (event.message_id,),
+            ).fetchone()
+            if row is not None and (found := self.get(int(row[0]))) is not None:
+                return found
+        return self.get(event.address) if event.address else None
+
+    def _soft_bounces_in_a_row(self, sub_id: int) -> int:
+        """Mailings that soft-bounced for this subscriber since their last delivered event
+        (several delay notices about one mailing count once)."""
+        row = self.db.execute(
+            "SELECT count(DISTINCT CASE WHEN mailing <> '' THEN mailing ELSE event_key END) "
+            "FROM delivery_events WHERE subscriber_id = ? AND kind = 'soft_bounce' AND id > "
+            "coalesce((SELECT max(id) FROM delivery_events WHERE subscriber_id = ? "
+            "AND kind = 'delivered'), 0)",
+            (sub_id, sub_id),
+        ).fetchone()
+        return row[0]
+
 
 _CONSENT_COLUMNS = (
     "subscriber_id, list_name, form, wording, version, requested_at, request_ip, "
