@@ -5,23 +5,24 @@
             record(result.recipient, result.status, result.reason)
 
 A backend implements `send_batch(template, recipients) -> list[RecipientResult]` (one
-result per recipient, in order) for at most `batch_size` recipients. `send()` is the loop
-around it: batches, and temporary failures retried later with backoff (other batches go on
-meanwhile), until each recipient has exactly one final result. A backend raises
-`SendError` only when nothing more can be sent (bad credentials, a request SendGrid
-refuses): then no result is lost, the caller has every result yielded so far.
+result per recipient, in order) for at most `batch_size` recipients. The dispatcher
+schedules retries itself, in its ledger, with the one RetryPolicy
+(composer/dispatch/retry.py); `send()` is the same policy in memory, for callers without a
+ledger. A backend raises `SendError` only when nothing more can be sent (bad credentials,
+a request SendGrid refuses, a full disk): `SendError.results` then holds what is known of
+the batch, and `rest_unsent` says whether the others surely did not leave.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from composer.dispatch.retry import RetryPolicy
 from composer.errors import ComposerError
 
 
@@ -29,6 +30,9 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"  # the server took responsibility for it (2xx, SendGrid 202)
     TEMPORARY = "temporary"  # may succeed later (4xx, 429, 5xx from an API, a dropped link)
     PERMANENT = "permanent"  # never retry (5xx from SMTP, an address that cannot travel)
+    # The link dropped or timed out after the message was handed over (after DATA): the
+    # server may have accepted it. Never retried: recorded ambiguous.
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,10 @@ class RecipientResult:
     message_id: str = ""  # our Message-ID, or the provider's id (SendGrid X-Message-Id)
     location: str = ""  # where it went, when that is a place (the outbox file)
     attempts: int = 1
+    # TEMPORARY only: the connection could not be made or was lost before the message was
+    # handed over. Not a verdict on the recipient: the dispatcher sends it again later and
+    # stops as interrupted if the relay stays out of reach.
+    unreached: bool = False
 
     @property
     def sent(self) -> bool:
@@ -48,7 +56,16 @@ class RecipientResult:
 
 
 class SendError(ComposerError):
-    """Sending cannot go on at all (refused login, a request the provider rejects)."""
+    """Sending cannot go on at all (refused login, a request the provider rejects).
+
+    Raised by send_batch, `results` holds the recipients of the batch whose outcome is
+    known (e.g. the outbox files written before the disk filled up); `rest_unsent` is True
+    when the others surely did not leave (they may be sent again without a duplicate)."""
+
+    def __init__(self, message: str, *, results=(), rest_unsent: bool = False) -> None:
+        super().__init__(message)
+        self.results = list(results)
+        self.rest_unsent = rest_unsent
 
 
 class Sender:
@@ -66,7 +83,8 @@ class Sender:
         """Recipients per recorded batch in a dispatch: a crash leaves at most one batch
         ambiguous, so smaller is safer; large enough to keep the backend busy."""
         return self.batch_size
-    # Seconds before each retry of a temporary failure (each with +-20 % jitter).
+
+    # Seconds before each retry of a temporary failure (the RetryPolicy adds +-20 % jitter).
     retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0)
 
     def __init__(
@@ -81,6 +99,10 @@ class Sender:
         if retry_delays is not None:
             self.retry_delays = tuple(retry_delays)
         self.sleep, self.clock = sleep, clock
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(tuple(self.retry_delays))
 
     def __repr__(self) -> str:  # never credentials
         return f"<{type(self).__name__}>"
@@ -109,8 +131,8 @@ class Sender:
     def send(self, template, recipients: Iterable) -> Iterator[RecipientResult]:
         """Every recipient's final result, in batches of `batch_size`, as they come.
 
-        A temporary failure is retried after retry_delays[0], then [1], ... (the other
-        batches go on meanwhile); what still fails after the last is yielded as temporary.
+        A temporary failure is retried when the RetryPolicy says (the other batches go on
+        meanwhile); what still fails after the last delay is yielded as temporary.
         """
         retries: list[tuple[float, int, int, object]] = []  # (due, seq, attempt, recipient)
         seq = itertools.count()
@@ -137,14 +159,17 @@ class Sender:
             r.recipient is not b for r, b in zip(results, batch, strict=False)
         ):
             raise RuntimeError(f"{type(self).__name__}.send_batch broke the contract")
+        policy = self.retry_policy
         for result in results:
             if attempt > 1:
                 result = replace(result, attempts=attempt)
-            if result.status is DeliveryStatus.TEMPORARY and attempt <= len(self.retry_delays):
-                delay = self.retry_delays[attempt - 1] * random.uniform(0.8, 1.2)
-                heapq.heappush(
-                    retries, (self.clock() + delay, next(seq), attempt + 1, result.recipient)
-                )
+            due = (
+                policy.next_attempt(attempt, self.clock())
+                if result.status is DeliveryStatus.TEMPORARY
+                else None
+            )
+            if due is not None:
+                heapq.heappush(retries, (due, next(seq), attempt + 1, result.recipient))
             else:
                 yield result
 

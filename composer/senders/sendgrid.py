@@ -36,13 +36,14 @@ from collections.abc import Sequence
 
 from composer.mailing import AddressError, checked_address
 from composer.senders.base import DeliveryStatus, RecipientResult, Sender, SendError
-from composer.senders.options import BackendOptions, secret
+from composer.senders.options import BackendOptions
+from composer.senders.secrets import load_secret, remember
+from composer.senders.secrets import scrub as scrub_secrets
 
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 KEY_VARIABLE = "SENDGRID_API_KEY"
 MAX_PERSONALIZATIONS = 1000
 BACKOFF_BASE, BACKOFF_CAP = 1.0, 60.0
-REDACTED = "[redacted]"
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError)
 
 
@@ -67,6 +68,7 @@ class SendGridApi:
         from sendgrid import SendGridAPIClient
 
         self._key = api_key
+        remember(api_key)
         _LOG_FILTER.secrets.add(api_key)
         self._client = SendGridAPIClient(api_key=api_key, host=base_url.rstrip("/"))
         self.base_url = base_url
@@ -78,7 +80,7 @@ class SendGridApi:
         return f"<SendGridApi {self.base_url}>"
 
     def scrub(self, text: str) -> str:
-        return text.replace(self._key, REDACTED) if self._key else text
+        return scrub_secrets(text, self._key)
 
     def request(self, method: str, path: str, *, body=None, query=None):
         """(status, headers, parsed body) of a call that succeeded (2xx), after retries.
@@ -113,6 +115,10 @@ class SendGridApi:
                 last = f"network error: {exc}"
                 self._pause(_backoff(attempt))
                 continue
+            except ValueError as exc:  # http.client refuses a header (a malformed key)
+                raise SendGridError(
+                    self.scrub(f"SendGrid: the request could not be made: {exc}")
+                ) from None
             raw = response.body or b""
             try:
                 parsed = json.loads(raw) if raw else None
@@ -151,7 +157,7 @@ class SendGridSender(Sender):
         base_url = options.text("base_url", DEFAULT_BASE_URL).rstrip("/")
         if not base_url.startswith(("https://", "http://")):
             options.problems.append(f"sendgrid.base_url: {base_url!r} is not an http(s) URL")
-        key = secret(KEY_VARIABLE)
+        key = load_secret(KEY_VARIABLE)
         if not key:
             options.problems.append(
                 f"{KEY_VARIABLE} is not set: delivery.backend is sendgrid; put the API key "
@@ -201,7 +207,11 @@ class SendGridSender(Sender):
                 "POST", "/v3/mail/send", body=self.request_body(template, batch)
             )
         except RetriesExhausted as exc:
-            return [RecipientResult(r, DeliveryStatus.TEMPORARY, str(exc)) for r in batch]
+            # SendGrid out of reach (network, 5xx, 429 for too long): no verdict on anyone.
+            return [
+                RecipientResult(r, DeliveryStatus.TEMPORARY, str(exc), unreached=True)
+                for r in batch
+            ]
         message_id = (headers.get("X-Message-Id") if headers else None) or ""
         reason = (
             f"{status} accepted (X-Message-Id {message_id})"
@@ -295,9 +305,7 @@ class _ScrubFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        scrubbed = message
-        for key in self.secrets:
-            scrubbed = scrubbed.replace(key, REDACTED)
+        scrubbed = scrub_secrets(message, *self.secrets)
         if scrubbed != message:
             record.msg, record.args = scrubbed, ()
         return True

@@ -14,10 +14,12 @@ newsletter.yaml:
 
 The login comes only from the environment (or .env): SMTP_USERNAME and SMTP_PASSWORD.
 
-Per recipient: 2xx sent; 4xx temporary (retried later with backoff by Sender.send);
-5xx permanent. A connection the server dropped is reopened for the next message; the
-message that was in flight is a temporary failure (retried later), as the server may or
-may not have taken it.
+Per recipient: 2xx sent; 4xx temporary (retried later with backoff by the dispatcher's
+RetryPolicy); 5xx permanent. A connection that cannot be made, or drops before the
+message is handed over, is no verdict on the recipient (`unreached`: the dispatcher sends
+again later, or stops as interrupted while the relay stays down). A drop or a timeout
+after the whole message went out (waiting for the reply to DATA) is UNKNOWN: the server
+may have accepted it, so it is never sent again unasked (recorded ambiguous).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from pathlib import Path
 
 from composer.mailing import AddressError, checked_address
 from composer.senders.base import DeliveryStatus, RecipientResult, Sender, SendError
-from composer.senders.options import BackendOptions, secret
+from composer.senders.options import BackendOptions
+from composer.senders.secrets import load_secret, scrub
 
 SECURITY = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
@@ -62,7 +65,9 @@ class SmtpSender(Sender):
         self.ca_file = str(Path(settings.root) / ca_file) if ca_file else None
         if self.ca_file and not Path(self.ca_file).is_file():
             options.problems.append(f"smtp.ca_file: {self.ca_file} is not a file")
-        self._username, self._password = secret("SMTP_USERNAME"), secret("SMTP_PASSWORD")
+        why = "SMTP login (AUTH PLAIN/LOGIN in smtplib) cannot send"
+        self._username = load_secret("SMTP_USERNAME", ascii_only=True, why=why)
+        self._password = load_secret("SMTP_PASSWORD", ascii_only=True, why=why)
         if bool(self._username) != bool(self._password):
             options.problems.append(
                 "SMTP_USERNAME and SMTP_PASSWORD (environment or .env): set both or neither"
@@ -97,7 +102,7 @@ class SmtpSender(Sender):
             self.close()
             raise SendError(
                 f"smtp: cannot connect to {self.where} (smtp.host and smtp.port in "
-                f"{self.settings.path}): {_describe(exc)}"
+                f"{self.settings.path}): {scrub(_describe(exc))}"
             ) from None
         except SendError:
             self.close()
@@ -165,7 +170,7 @@ class SmtpSender(Sender):
                 self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
             )
         try:
-            smtp.ehlo()
+            _ehlo(smtp)
             if self.security == "starttls":
                 if not smtp.has_extn("starttls"):
                     raise SendError(
@@ -174,7 +179,7 @@ class SmtpSender(Sender):
                         "encryption, only without a login)"
                     )
                 smtp.starttls(context=context)
-                smtp.ehlo()
+                _ehlo(smtp)
             if self._username:
                 try:
                     smtp.login(self._username, self._password)
@@ -227,7 +232,7 @@ class _Connection:
         except AddressError as err:
             return RecipientResult(recipient, DeliveryStatus.PERMANENT, str(err))
         for attempt in (1, 2):
-            stage, reused = "connect", False
+            stage, reused, handed_over = "connect", False, False
             try:
                 smtp = self.ensure()
                 reused = self.used
@@ -238,10 +243,11 @@ class _Connection:
                     code, reply = smtp.rcpt(address)
                 if code in (250, 251):
                     stage = "DATA"
-                    try:
-                        code, reply = _data(smtp, data)
-                    except smtplib.SMTPDataError as exc:  # DATA itself refused (no 354)
-                        code, reply = exc.smtp_code, exc.smtp_error
+                    code, reply = smtp.docmd("data")
+                    if code == 354:
+                        smtp.send(data)
+                        handed_over = True  # all of it went: the server may take it
+                        code, reply = smtp.getreply()
                 self.used = True
             except SendError:
                 raise
@@ -249,11 +255,20 @@ class _Connection:
                 self.drop()
                 if attempt == 1 and stage == "MAIL FROM" and reused:
                     continue  # an idle connection the server had closed: reopen, once
+                if handed_over:
+                    return RecipientResult(
+                        recipient,
+                        DeliveryStatus.UNKNOWN,
+                        f"connection to {sender.where} lost after the whole message was "
+                        f"sent, before the server confirmed it: {_describe(exc)}",
+                        message_id,
+                    )
                 return RecipientResult(
                     recipient,
                     DeliveryStatus.TEMPORARY,
                     f"connection to {sender.where} lost at {stage}: {_describe(exc)}",
                     message_id,
+                    unreached=True,
                 )
             text = _reply(code, reply)
             if 200 <= code < 300:
@@ -263,7 +278,11 @@ class _Connection:
             else:
                 self._reset()
             status = DeliveryStatus.TEMPORARY if code < 500 else DeliveryStatus.PERMANENT
-            return RecipientResult(recipient, status, f"{stage}: {text}", message_id)
+            # A 421 before any recipient was named is about the server, not this recipient.
+            unreached = code == 421 and stage == "MAIL FROM"
+            return RecipientResult(
+                recipient, status, f"{stage}: {text}", message_id, unreached=unreached
+            )
         raise AssertionError("unreachable")
 
     def _reset(self) -> None:
@@ -325,14 +344,11 @@ def _stuff_inside(data: bytes) -> bytes:
     return data.replace(b"\n.", b"\n..") if b"\n." in data else data
 
 
-def _data(smtp: smtplib.SMTP, wire: bytes) -> tuple[int, bytes]:
-    """smtplib's `data()` for a message already stuffed and ended (a _Wire message)."""
-    smtp.putcmd("data")
-    code, reply = smtp.getreply()
-    if code != 354:
-        raise smtplib.SMTPDataError(code, reply)
-    smtp.send(wire)
-    return smtp.getreply()
+def _ehlo(smtp: smtplib.SMTP) -> None:
+    """EHLO, and a refusal (421 busy, 554 go away) raised with the server's own words."""
+    code, reply = smtp.ehlo()
+    if not 200 <= code < 300:
+        raise smtplib.SMTPHeloError(code, reply)
 
 
 def _reply(code: int, reply: bytes | str) -> str:
