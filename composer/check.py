@@ -53,36 +53,24 @@ def check_file(
 ) -> CheckResult:
     """Every problem in one issue file. `settings` enables the rendered-size check;
     `history` compares links with the earlier issues in the same folder."""
-    from composer.readers import read_issue
+    from composer.readers import load_text, read_issue
     from composer.validate import validate
 
     path = Path(path)
     if text is None:
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            return CheckResult(
-                str(path),
-                Issue("", "", position=Position(str(path))),
-                [
-                    error(
-                        Position(str(path), line, 1),
-                        "encoding",
-                        f"byte {raw[exc.start]:#04x} is not UTF-8: save the file as UTF-8",
-                    )
-                ],
-            )
+        text, problem = load_text(path)
+        if problem is not None:
+            return CheckResult(str(path), Issue("", "", position=Position(str(path))), [problem])
     result = read_issue(path, text)
     issue = result.issue
-    diagnostics = list(result.diagnostics)
+    diagnostics = list(result.diagnostics) + _control_characters(text, str(path))
     if result.complete:
         diagnostics += validate(issue)
     if history and result.complete:
         from composer.history import earlier_links, history_diagnostics
 
-        diagnostics += history_diagnostics(issue, earlier_links(issue, path, path.parent))
+        index, skipped = earlier_links(issue, path, path.parent)
+        diagnostics += history_diagnostics(issue, index) + skipped
     rendered = None
     if render_size and settings is not None and not _has_errors(diagnostics):
         # Gmail clips a large HTML body, hiding the unsubscribe link: only a render tells.
@@ -92,6 +80,20 @@ def check_file(
         rendered = render(issue, settings)
         diagnostics += size_diagnostics(issue, rendered)
     return CheckResult(str(path), issue, sort_and_dedupe(diagnostics), rendered)
+
+
+def _control_characters(text: str, path: str) -> list[Diagnostic]:
+    from composer import controlchars
+
+    return [
+        error(
+            Position(path, line, column),
+            "control-char",
+            f"{what} in the text: it cannot be shown in an email; "
+            "`newsletter check --fix` removes it",
+        )
+        for line, column, what in controlchars.find(text)
+    ]
 
 
 def _has_errors(diagnostics: list[Diagnostic]) -> bool:
@@ -109,21 +111,40 @@ class Fix:
     count: int
 
 
-def fix_tracking(path: Path | str) -> tuple[list[Fix], list[str]]:
-    """Remove tracking parameters from every URL in the file, in place.
+@dataclass(frozen=True)
+class FixReport:
+    fixes: list[Fix]  # tracking parameters removed
+    missed: list[str]  # URLs not found verbatim in the source, left for the editor
+    control_chars: int  # control characters and noncharacters removed
 
-    Only the URLs change: every other byte of the file stays as it was. Returns what was
-    replaced and the URLs that could not be found verbatim in the source (e.g. folded
-    across lines in YAML) and so were left for the editor.
+
+def fix_tracking(path: Path | str) -> tuple[list[Fix], list[str]]:
+    """Remove tracking parameters (and control characters) from the file, in place; see
+    fix_issue. Returns what was replaced and the URLs that could not be found."""
+    report = fix_issue(path)
+    return report.fixes, report.missed
+
+
+def fix_issue(path: Path | str) -> FixReport:
+    """Remove tracking parameters from every URL, and every control character or
+    noncharacter, in place.
+
+    Only those change: every other byte of the file stays as it was. A file that cannot
+    be read as an issue (not UTF-8, too large) is left as it is: `check` reports why.
+    URLs that cannot be found verbatim in the source (e.g. folded across lines in YAML)
+    are left for the editor.
     """
     import re
 
-    from composer import links
-    from composer.readers import read_issue
+    from composer import controlchars, links
+    from composer.readers import load_text, read_issue
 
     path = Path(path)
-    raw = path.read_bytes()
-    text = raw.decode("utf-8")
+    original, problem = load_text(path)
+    if problem is not None:
+        return FixReport([], [], 0)
+    removed = controlchars.count(original)
+    text = controlchars.remove(original)
     issue = read_issue(path, text).issue
     urls = [e.url for e in issue.entries] + [link.url for link in issue.links]
     for para in issue.intro + issue.highlights + tuple(p for e in issue.entries for p in e.summary):
@@ -139,8 +160,8 @@ def fix_tracking(path: Path | str) -> tuple[list[Fix], list[str]]:
             fixes.append(Fix(old, new, count))
         else:
             missed.append(old)
-    if fixes:
+    if text != original:
         tmp = path.with_name(f".{path.name}.fix")
         tmp.write_bytes(text.encode("utf-8"))
         tmp.replace(path)  # atomic: the file is either as it was or fully fixed
-    return fixes, missed
+    return FixReport(fixes, missed, removed)

@@ -22,19 +22,37 @@ def issue_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix.lower() in exts and p.is_file())
 
 
-def earlier_links(issue: Issue, path: Path, directory: Path) -> dict[str, tuple[str, Path]]:
-    """Normalized link -> (month, file) of the latest earlier issue that featured it."""
+# What makes a sibling unreadable rather than merely unfinished: skipped with a warning.
+UNREADABLE = frozenset({"too-large", "encoding", "unreadable"})
+
+
+def earlier_links(
+    issue: Issue, path: Path, directory: Path
+) -> tuple[dict[str, tuple[str, Path]], list[Diagnostic]]:
+    """Normalized link -> (month, file) of the latest earlier issue that featured it; and a
+    warning for each sibling that could not be read (too large, not UTF-8...): it is left
+    out, never allowed to stop or slow the check of this issue."""
     from composer.readers import read_issue
 
     index: dict[str, tuple[str, Path]] = {}
+    skipped: list[Diagnostic] = []
     here = path.resolve()
     for other in issue_files(directory):
         if other.resolve() == here:
             continue
-        try:
-            earlier = read_issue(other).issue
-        except (OSError, UnicodeDecodeError):
-            continue  # `check` of that file reports it; here it only adds history
+        result = read_issue(other)
+        problem = next((d for d in result.diagnostics if d.code in UNREADABLE), None)
+        if problem is not None:
+            skipped.append(
+                warning(
+                    issue.position,
+                    "history-skipped",
+                    f"{other.as_posix()}:{problem.position.line}: {problem.message}; "
+                    "that issue is left out of the comparison with earlier issues",
+                )
+            )
+            continue
+        earlier = result.issue
         if not earlier.month or not issue.month or earlier.month >= issue.month:
             continue
         for entry in earlier.entries:
@@ -43,7 +61,7 @@ def earlier_links(issue: Issue, path: Path, directory: Path) -> dict[str, tuple[
             key = links.normalize(entry.url)
             if key not in index or index[key][0] < earlier.month:
                 index[key] = (earlier.month, other)
-    return index
+    return index, skipped
 
 
 def history_diagnostics(issue: Issue, index: dict[str, tuple[str, Path]]) -> list[Diagnostic]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
-from composer.errors import ComposerError
+from composer.errors import ComposerError, SettingsError
 from composer.render import UNSUBSCRIBE_PLACEHOLDER
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ TEST_TOKEN = "send-test"  # the unsubscribe token of a test recipient
 
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+$")
 _SIMPLE_NAME = re.compile(r"^[A-Za-z0-9 '_-]{1,40}$")  # an RFC 5322 phrase as it is
+_LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/^_`{|}~-]+)*$")
 
 
 class AddressError(ComposerError):
@@ -121,9 +122,6 @@ class MessageTemplate:
         `list_id` is the RFC 2919 list identifier (default `<default_list>.<domain>`);
         `signer` signs unsubscribe tokens (default: `Signer.from_environment(settings)`);
         `test` marks a test send: subject prefixed "[TEST] " (or `subject_prefix`)."""
-        import email.policy
-        from email.headerregistry import Address
-
         from composer.unsubscribe import Signer, unsubscribe_base
 
         for part, body in (("plain-text", rendered.text), ("HTML", rendered.html)):
@@ -140,26 +138,22 @@ class MessageTemplate:
         subject = clean_header_text(f"{subject_prefix}{rendered.subject}")
         from_name = clean_header_text(settings.sender_name)
         reply_to = clean_header_text(settings.reply_to or "")
-        list_id_value = f"{clean_header_text(settings.name)} <{clean_header_text(list_id)}>"
+        list_id = clean_header_text(list_id)
+        list_id_value = f"{clean_header_text(settings.name)} <{list_id}>"
         date = date or formatdate(localtime=True)
-        policy = email.policy.SMTP
-
-        def header(name: str, value) -> bytes:
-            return policy.header_factory(name, value).fold(policy=policy).encode("ascii")
-
         # Random unless given: an archived copy fixes it so rebuilds are byte-identical.
         boundary = boundary or f"==composer-{secrets.token_hex(12)}=="
-        head = [
-            TO,
-            header("From", Address(from_name, addr_spec=settings.sender_address)),
-        ]
+        # Every header is written here, never by the email package: it decodes an encoded
+        # word found in a str value (a title "=?utf-8?q?=0D=0A...?=" became a real CR LF
+        # and a new header), and how it folds changes with the Python patch level.
+        head = [TO, mailbox_header("From", settings.sender_address, from_name)]
         if reply_to and reply_to != settings.sender_address:
-            head.append(header("Reply-To", reply_to))
+            head.append(mailbox_header("Reply-To", reply_to))
         head += [
-            header("Subject", subject),
-            header("Date", clean_header_text(date)),
+            unstructured_header("Subject", subject),
+            unstructured_header("Date", clean_header_text(date)),
             MESSAGE_ID,
-            header("List-Id", list_id_value),
+            list_id_header(settings.name, list_id),
             LIST_UNSUBSCRIBE,
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
             b"MIME-Version: 1.0\r\n"
@@ -285,7 +279,13 @@ def ascii_address(address: str) -> str:
 
 
 def to_header(address: str, name: str = "") -> bytes:
-    """The To header line for one recipient; AddressError if it cannot be carried.
+    """The To header line for one recipient; AddressError if it cannot be carried."""
+    return mailbox_header("To", address, name)
+
+
+def mailbox_header(field: str, address: str, name: str = "") -> bytes:
+    """A `field: phrase <address>` header line (To, From, Reply-To); AddressError if the
+    address cannot be carried.
 
     The display name is a quoted string when it is short plain ASCII, else RFC 2047
     encoded words made here (never text that a reader could decode into something else:
@@ -293,17 +293,65 @@ def to_header(address: str, name: str = "") -> bytes:
     address = checked_address(address)
     name = clean_header_text(name or "")
     if not name:
-        return f"To: {address}\r\n".encode("ascii")
+        return f"{field}: {address}\r\n".encode("ascii")
     if _SIMPLE_NAME.match(name):
         phrase = name
-    elif name.isascii() and len(name) <= 60 and "=?" not in name:
+    elif _plain_header_text(name) and len(name) <= 60:
         phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     else:
         phrase = "\r\n ".join(_encoded_words(name))
-    line = f"To: {phrase} <{address}>"
+    line = f"{field}: {phrase} <{address}>"
     if len(line) - line.rfind("\n") > 78:
-        line = f"To: {phrase}\r\n <{address}>"
+        line = f"{field}: {phrase}\r\n <{address}>"
     return (line + "\r\n").encode("ascii")
+
+
+def unstructured_header(field: str, value: str) -> bytes:
+    """A `field: text` header line (Subject, Date) that reads back as exactly `value`
+    (cleaned by clean_header_text): plain ASCII folded at spaces, anything else (non-ASCII,
+    text that looks like an encoded word, a word too long to fold) as encoded words."""
+    value = clean_header_text(value)
+    if _plain_header_text(value) and all(len(w) <= 76 - len(field) for w in value.split()):
+        words = value.split(" ")
+    else:
+        words = _encoded_words(value)
+    return _fold(field, words)
+
+
+def list_id_header(name: str, list_id: str) -> bytes:
+    """RFC 2919 `List-Id: description <list-id>`; the description encoded like a Subject,
+    the identifier checked (it is made from settings, and must stay one token)."""
+    list_id = clean_header_text(list_id)
+    if not _LIST_ID.match(list_id):
+        raise SettingsError(
+            f"list identifier {list_id!r} is not valid in a List-Id header: use letters, "
+            "digits, dots and hyphens"
+        )
+    description = unstructured_header("List-Id", name).decode("ascii")
+    description = description.removeprefix("List-Id:").removesuffix("\r\n").strip()
+    line = f"List-Id: {description} <{list_id}>" if description else f"List-Id: <{list_id}>"
+    if len(line) - line.rfind("\n") > 78:
+        line = line.replace(f" <{list_id}>", f"\r\n <{list_id}>")
+    return (line + "\r\n").encode("ascii")
+
+
+def _plain_header_text(value: str) -> bool:
+    """Text that can go into a header as it is and reads back as itself."""
+    return value.isascii() and value.isprintable() and "=?" not in value
+
+
+def _fold(field: str, words: list[str]) -> bytes:
+    """`field: words`, each word after a space, folded (the space becomes CRLF + space)
+    before a word that would pass 78 characters. Unfolding gives back the single space;
+    between encoded words readers ignore it (RFC 2047 section 6.2)."""
+    lines, current = [], f"{field}:"
+    for word in words:
+        if len(current) + 1 + len(word) > 78 and current != f"{field}:":
+            lines.append(current)
+            current = ""
+        current += " " + word
+    lines.append(current)
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
 def checked_address(address: str) -> str:

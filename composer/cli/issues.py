@@ -27,7 +27,11 @@ def _settings_if_any(ctx: click.Context):
     show_default=True,
     help="json: one object for CI and editors.",
 )
-@click.option("--fix", is_flag=True, help="Remove tracking parameters from URLs, in place.")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Remove tracking parameters from URLs and control characters, in place.",
+)
 @click.pass_context
 def check(
     ctx: click.Context, paths: tuple[Path, ...], strict: bool, output_format: str, fix: bool
@@ -43,7 +47,7 @@ def check(
       newsletter check issues/2025-05.rst --format json
       newsletter check issues/2025-05.rst --fix    # strip utm_* and the like
     """
-    from composer.check import check_file, fix_tracking
+    from composer.check import check_file, fix_issue
     from composer.history import issue_files
 
     settings = _settings_if_any(ctx)
@@ -51,14 +55,20 @@ def check(
     paths = tuple(p for path in paths for p in (issue_files(path) if path.is_dir() else [path]))
     if fix:
         for path in paths:
-            fixes, missed = fix_tracking(path)
-            for f in fixes:
+            report = fix_issue(path)
+            if report.control_chars:
+                count = report.control_chars
+                click.echo(
+                    f"{path}: removed {count} control character{'s' if count != 1 else ''}",
+                    err=True,
+                )
+            for f in report.fixes:
                 click.echo(
                     f"{path}: fixed {f.old} -> {f.new}"
                     + (f" ({f.count} times)" if f.count > 1 else ""),
                     err=True,
                 )
-            for url in missed:
+            for url in report.missed:
                 click.echo(f"{path}: could not find {url} verbatim; edit it by hand", err=True)
     results = [check_file(path, settings) for path in paths]
     if output_format == "json":

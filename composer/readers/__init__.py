@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from composer import controlchars
+from composer.diagnostics import Diagnostic, error
 from composer.errors import UnsupportedFormat
+from composer.model import Issue, Position
+from composer.readers import limits
 from composer.readers.base import Reader, ReadResult
 
 _REGISTRY: dict[str, type[Reader]] = {}
@@ -38,11 +42,59 @@ def reader_for(path: Path | str) -> Reader:
 
 
 def read_issue(path: Path | str, text: str | None = None) -> ReadResult:
-    """Read one issue file (or `text` as if it were that file)."""
+    """Read one issue file (or `text` as if it were that file).
+
+    Never raises on what the file holds: a file that is not UTF-8, over the size limit or
+    not a regular file gives a ReadResult that is not `complete`, with that error."""
     reader = reader_for(path)
     if text is None:
-        text = Path(path).read_text(encoding="utf-8")
-    return reader.read(text, str(path))
+        text, problem = load_text(path)
+        if problem is not None:
+            return ReadResult(Issue("", "", position=Position(str(path))), [problem], False)
+    elif len(text) > limits.MAX_BYTES:
+        return ReadResult(
+            Issue("", "", position=Position(str(path))),
+            [limits.too_large(str(path), len(text.encode("utf-8", "replace")))],
+            False,
+        )
+    # Control characters are reported by `check` from the file as written; the model
+    # never holds one, so nothing downstream (the MJML renderer) has to cope with them.
+    result = reader.read(controlchars.remove(text), str(path))
+    entries = result.issue.entries
+    if len(entries) > limits.MAX_ENTRIES:
+        extra = limits.too_many_entries(entries[limits.MAX_ENTRIES].position)
+        return ReadResult(result.issue, [*result.diagnostics, extra], False)
+    return result
+
+
+def load_text(path: Path | str) -> tuple[str, Diagnostic | None]:
+    """The text of an issue file, or ("", the error) when it cannot be an issue: not a
+    regular file (a FIFO, /dev/zero), over the size limit, unreadable, or not UTF-8."""
+    import stat
+
+    path = Path(path)
+    where = Position(str(path))
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return "", error(where, "unreadable", "not a regular file: an issue is a text file")
+        if info.st_size > limits.MAX_BYTES:
+            return "", limits.too_large(str(path), info.st_size)
+        with path.open("rb") as handle:
+            raw = handle.read(limits.MAX_BYTES + 1)  # the file may grow after stat()
+    except OSError as exc:
+        return "", error(where, "unreadable", f"cannot read the file: {exc.strerror or exc}")
+    if len(raw) > limits.MAX_BYTES:
+        return "", limits.too_large(str(path), len(raw))
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return "", error(
+            Position(str(path), line, 1),
+            "encoding",
+            f"byte {raw[exc.start]:#04x} is not UTF-8: save the file as UTF-8",
+        )
 
 
 def _load_builtin() -> None:
@@ -50,4 +102,12 @@ def _load_builtin() -> None:
         from composer.readers import rst, yaml  # noqa: F401  (they register themselves)
 
 
-__all__ = ["Reader", "ReadResult", "read_issue", "reader_for", "register", "extensions"]
+__all__ = [
+    "Reader",
+    "ReadResult",
+    "read_issue",
+    "load_text",
+    "reader_for",
+    "register",
+    "extensions",
+]

@@ -58,11 +58,34 @@ class RstReader(Reader):
 
     def read(self, text: str, path: str) -> ReadResult:
         messages: list[nodes.system_message] = []
-        doctree = _parse(text, path, messages)
+        try:
+            doctree = _parse(text, path, messages)
+        except RecursionError:
+            # docutils nests a call per block quote or list level.
+            return ReadResult(
+                Issue("", "", position=Position(path)), [_too_deep(text, path)], False
+            )
         builder = _IssueBuilder(path)
         issue = builder.build(doctree)
         diagnostics = [_from_docutils(m, path) for m in messages if m["level"] >= 2]
         return ReadResult(issue, diagnostics + builder.diagnostics)
+
+
+def _too_deep(text: str, path: str) -> Diagnostic:
+    """Where the nesting goes too deep: the first line indented the most."""
+    lines = text.split("\n")
+    depths = [len(line) - len(line.lstrip(" \t*-+")) if line.strip() else 0 for line in lines]
+    line = depths.index(max(depths)) + 1 if depths else 1
+    return error(
+        Position(path, line, 1),
+        "too-large",
+        "text nested too deeply (block quotes or lists inside one another), "
+        "over the limit for an issue",
+    )
+
+
+def _rest(d: Diagnostic) -> tuple:
+    return d.severity, d.code, d.message
 
 
 def _parse(text: str, path: str, messages: list) -> nodes.document:
@@ -381,7 +404,12 @@ def parse_inline_paragraphs(text: str, start: Position) -> tuple[list[Paragraph]
     messages: list[nodes.system_message] = []
     document = new_document(start.path, _inline_settings())
     document.reporter.attach_observer(messages.append)
-    Parser().parse(text, document)
+    try:
+        Parser().parse(text, document)
+    except RecursionError:
+        deep = _too_deep(text, start.path)
+        line = start.line + deep.position.line - 1
+        return [], [Diagnostic(Position(start.path, line, start.column), *_rest(deep))]
     offset = start.line - 1
     out: list[Paragraph] = []
     problems: list[Diagnostic] = []

@@ -17,7 +17,7 @@ from typing import Any
 from composer.diagnostics import Diagnostic, error
 from composer.model import DatedGroup, Entry, Issue, Link, Paragraph, Position, Section
 from composer.months import is_month, month_from_title
-from composer.readers import register
+from composer.readers import limits, register
 from composer.readers.base import Reader, ReadResult
 
 SCHEMA_NAME = "issue.schema.json"
@@ -37,6 +37,9 @@ class YamlReader(Reader):
         import yaml
 
         diagnostics: list[Diagnostic] = []
+        over = _over_limits(text, path)
+        if over is not None:
+            return ReadResult(Issue("", "", position=Position(path)), [over], False)
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
@@ -58,6 +61,62 @@ class YamlReader(Reader):
             return ReadResult(Issue("", "", position=Position(path)), diagnostics, False)
         builder.validate_schema(root, data)
         return ReadResult(builder.issue(root, data), diagnostics)
+
+
+def _over_limits(text: str, path: str) -> Diagnostic | None:
+    """The first place where the YAML goes over a limit (nesting depth, values once
+    aliases are expanded), found from the parser's events before anything is built:
+    composing nests Python calls as deep as the YAML, and expanding aliases can multiply
+    a few hundred bytes into billions of values."""
+    import yaml
+
+    parser = getattr(yaml, "CParser", None) or yaml.SafeLoader  # both report marks
+    sizes: dict[str, int] = {}  # anchor -> values it expands to
+    open_: list[tuple[str | None, int]] = []  # (anchor, total when it opened)
+    total = 0
+    loader = parser(text)
+    try:
+        while (event := loader.get_event()) is not None:
+            mark = event.start_mark
+            where = Position(path, mark.line + 1, mark.column + 1)
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                total += 1
+                open_.append((event.anchor, total))
+                if len(open_) > limits.MAX_DEPTH:
+                    return error(
+                        where,
+                        "too-large",
+                        f"lists and mappings nested more than {limits.MAX_DEPTH} deep, "
+                        "over the limit for an issue",
+                    )
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                anchor, start = open_.pop()
+                if anchor is not None:
+                    sizes[anchor] = total - start + 1
+            elif isinstance(event, yaml.ScalarEvent):
+                total += 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, yaml.AliasEvent):
+                if any(anchor == event.anchor for anchor, _ in open_):
+                    return error(
+                        where,
+                        "too-large",
+                        f"alias *{event.anchor} refers to a value that holds it: it never ends",
+                    )
+                total += sizes.get(event.anchor, 0)  # undefined: the parser says so below
+            if total > limits.MAX_VALUES:
+                return error(
+                    where,
+                    "too-large",
+                    f"the file expands to more than {limits.MAX_VALUES:,} values here "
+                    "(aliases repeat what their anchor holds), over the limit for an issue",
+                )
+    except yaml.YAMLError:
+        return None  # a syntax error: composing reports it, at its line
+    finally:
+        loader.dispose()
+    return None
 
 
 class _Builder:
