@@ -11,6 +11,9 @@ DEMO := demo
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	# The distribution was named `composer` before (PyPI's unrelated deep-learning library):
+	# drop that old install of this checkout so one distribution provides `newsletter`.
+	$(PY) -m pip uninstall -q -y composer 2>/dev/null || true
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

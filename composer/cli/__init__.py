@@ -47,7 +47,7 @@ class ComposerGroup(click.Group):
     show_default=True,
     help="The newsletter's settings file.",
 )
-@click.version_option(package_name="composer")
+@click.version_option(package_name="newsletter-composer")
 @click.pass_context
 def main(ctx: click.Context, config: Path) -> None:
     """Write, check, render and deliver The CoVar Zeitgeist (or any link newsletter).
