@@ -271,11 +271,48 @@ def _v5_delivery_events_sync_runs(db: sqlite3.Connection, default_list: str, now
     )
 
 
+def _v6_delivery_gave_up(db: sqlite3.Connection, default_list: str, now: str) -> None:
+    """A temporary failure whose retries are spent gets its own state, gave_up (v3 stored
+    it as 'failed' with a reason "gave up after N attempts: ..."), so that
+    `dispatch --retry-failed` can send to exactly those; 'failed' is permanent only."""
+    db.execute(
+        """
+        CREATE TABLE deliveries_v6 (
+            dispatch_id INTEGER NOT NULL REFERENCES dispatches(id) ON DELETE CASCADE,
+            subscriber_id INTEGER NOT NULL,
+            email TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed',
+                                                   'gave_up', 'retry', 'skipped',
+                                                   'ambiguous')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            reason TEXT NOT NULL DEFAULT '',
+            message_id TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (dispatch_id, subscriber_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute(
+        "INSERT INTO deliveries_v6 SELECT dispatch_id, subscriber_id, email, "
+        "CASE WHEN status = 'failed' AND reason LIKE 'gave up after %' THEN 'gave_up' "
+        "ELSE status END, attempts, next_attempt_at, reason, message_id, updated_at "
+        "FROM deliveries"
+    )
+    db.execute("DROP TABLE deliveries")
+    db.execute("ALTER TABLE deliveries_v6 RENAME TO deliveries")
+    db.execute("CREATE INDEX deliveries_status ON deliveries(dispatch_id, status, subscriber_id)")
+    db.execute(
+        "CREATE INDEX deliveries_message_id ON deliveries(message_id) WHERE message_id <> ''"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_lists_tokens_history,
     _v3_dispatches,
     _v4_pending_consent_forgotten,
     _v5_delivery_events_sync_runs,
+    _v6_delivery_gave_up,
 ]
 VERSION = len(MIGRATIONS)
