@@ -22,6 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 from composer.errors import ComposerError
 
 SECRET_VARIABLE = "NEWSLETTER_SECRET"
+# Secrets used before the current one, comma-separated: links they signed keep working
+# (CAN-SPAM wants an opt-out to work for 30 days after a send; mail is read for months).
+PREVIOUS_SECRETS_VARIABLE = "NEWSLETTER_PREVIOUS_SECRETS"
 # Only for the outbox (nothing leaves the machine); announced once on stderr when used.
 DEVELOPMENT_SECRET = "composer-development-secret: never use for a real mailing"
 MIN_SECRET_LENGTH = 16
@@ -44,10 +47,14 @@ class BadToken(ComposerError):
 
 
 class Signer:
-    """Signs and verifies unsubscribe tokens with one secret."""
+    """Signs unsubscribe tokens with the current secret; verifies them with the current
+    one or any previous one (secret rotation)."""
 
-    def __init__(self, secret: str, *, development: bool = False) -> None:
+    def __init__(
+        self, secret: str, *, previous: tuple[str, ...] = (), development: bool = False
+    ) -> None:
         self._key = secret.encode("utf-8")
+        self._previous_keys = tuple(p.encode("utf-8") for p in previous if p)
         self.development = development
 
     def __repr__(self) -> str:  # never the secret
@@ -67,7 +74,12 @@ class Signer:
                     f"least {MIN_SECRET_LENGTH} random characters, for example the output "
                     "of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
                 )
-            return cls(secret)
+            previous = tuple(
+                p.strip()
+                for p in os.environ.get(PREVIOUS_SECRETS_VARIABLE, "").split(",")
+                if p.strip()
+            )
+            return cls(secret, previous=previous)
         backend = backend or getattr(settings, "backend", None) or "outbox"
         if backend != "outbox":
             raise SecretMissing(
@@ -94,8 +106,10 @@ class Signer:
                 "not an unsubscribe token: expected TOKEN.SIGNATURE, as in the "
                 "unsubscribe link (?token=...)"
             )
-        if not hmac.compare_digest(
-            signature.encode("ascii", "replace"), self._signature(token).encode("ascii")
+        given = signature.encode("ascii", "replace")
+        if not any(
+            hmac.compare_digest(given, _signature(key, token).encode("ascii"))
+            for key in (self._key, *self._previous_keys)
         ):
             raise BadToken(
                 "the unsubscribe token's signature does not match: the link was altered, "
@@ -107,14 +121,35 @@ class Signer:
         return f"{unsubscribe_base(settings)}?token={self.sign(token)}"
 
     def _signature(self, token: str) -> str:
-        digest = hmac.new(self._key, _CONTEXT + token.encode("utf-8"), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:SIGNATURE_BYTES]).rstrip(b"=").decode("ascii")
+        return _signature(self._key, token)
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A key for another use of the current secret (the list service's CSRF tokens),
+        independent of the unsubscribe signatures."""
+        return hmac.new(
+            self._key, b"composer-derive\x00" + purpose.encode(), hashlib.sha256
+        ).digest()
+
+
+def _signature(key: bytes, token: str) -> str:
+    digest = hmac.new(key, _CONTEXT + token.encode("utf-8"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:SIGNATURE_BYTES]).rstrip(b"=").decode("ascii")
+
+
+def service_base_url(settings) -> str:
+    """Where the list service (`newsletter serve`) is reached from outside: service.base_url,
+    or archive.base_url when the reverse proxy serves both under one address."""
+    service = getattr(settings, "service", None)
+    base = getattr(service, "base_url", "") or getattr(settings, "service_base_url", "")
+    return (base or settings.archive_base_url).rstrip("/")
 
 
 def unsubscribe_base(settings) -> str:
-    """Where unsubscribe links point: the archive's /unsubscribe/ page (it also answers the
-    RFC 8058 one-click POST)."""
-    return f"{settings.archive_base_url.rstrip('/')}/unsubscribe/"
+    """Where unsubscribe links point: the list service's /unsubscribe/ page. A GET shows a
+    page with one button and changes nothing (link scanners fetch GETs); the button's POST,
+    and the RFC 8058 one-click POST mail providers send, unsubscribe. The static archive
+    has no such page: this URL must reach `newsletter serve`."""
+    return f"{service_base_url(settings)}/unsubscribe/"
 
 
 def extract_token(value: str) -> str:
