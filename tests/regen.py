@@ -46,7 +46,7 @@ def rendered_seeds() -> list[Path]:
 
 
 # Modules holding further regenerators; importing one registers its functions.
-MODULES = ("tests.regen_check",)
+MODULES = ("tests.regen_check", "tests.regen_events")
 
 
 def main() -> int:
