@@ -229,8 +229,7 @@ def test_options_are_checked_with_their_keys(settings) -> None:
         f"{settings.path}\n"
         "  smtp.security: 'ssl' is not one of: starttls, tls, none\n"
         "  smtp.port: expected a whole number from 1 to 65535, got 'twenty-five'\n"
-        "  smtp.conections: unknown key for the smtp backend (known: ca_file, connections, "
-        "envelope_from, host, local_hostname, port, retry_delays, security, timeout)"
+        '  smtp.conections: unknown key; did you mean "connections"?'
     )
 
 

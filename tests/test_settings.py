@@ -37,10 +37,10 @@ def test_every_bad_setting_is_listed(tmp_path: Path) -> None:
         load_settings(path)
     assert str(err.value) == (
         f"{path}: 4 bad settings:\n"
-        "  publisher.url: 'acme.example' is not an absolute http(s) URL\n"
-        f"  sender.address: missing; add it to {path}\n"
-        "  delivery.backend: 'pigeon' is not one of: outbox, smtp, sendgrid\n"
-        "  test_recipients: 'nope' is not an email address"
+        f"  {path}:2: publisher.url: 'acme.example' is not an absolute http(s) URL\n"
+        f"  {path}:3: sender.address: missing; add it to {path}\n"
+        f"  {path}:6: delivery.backend: 'pigeon' is not one of: outbox, smtp, sendgrid\n"
+        f"  {path}:7: test_recipients: 'nope' is not an email address"
     )
 
 

@@ -1,7 +1,11 @@
-"""Reading one backend's block of newsletter.yaml (`smtp:`, `sendgrid:`) and its secrets.
+"""A sender's view of its block of newsletter.yaml (`smtp:`, `sendgrid:`) and its secrets.
 
-Every problem names the key and the file, and all of them are reported at once; a key the
-backend does not know is an error (a feature it cannot do is never silently ignored).
+The block's types, ranges, defaults and unknown keys are checked by the one settings reader
+(`composer.settings.OPTIONS`); this view hands the validated values to the sender, lets it
+add the problems only it can see (a missing API key, a login without encryption), and
+reports them all at once with `finish()`. The `default` a method is given applies when the
+option is not written and the table has no default of its own (smtp.port depends on
+smtp.security); the ranges live in the table, the arguments here are the sender's reminder.
 """
 
 from __future__ import annotations
@@ -9,118 +13,56 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from composer.errors import SettingsError
-
-_MISSING = object()
+from composer.settings import Block, problems_error, read_block
 
 
 class BackendOptions:
     def __init__(self, settings, block: str) -> None:
         self.settings, self.block = settings, block
         self.path = getattr(settings, "path", "newsletter.yaml")
-        self.problems: list[str] = []
-        raw = (getattr(settings, "backend_options", None) or {}).get(block)
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            self.problems.append(f"{block}: expected a mapping of {block} settings")
-            raw = {}
-        self.data: dict[str, Any] = raw
+        self.problems: list = []
         self.used: set[str] = set()
+        override = (getattr(settings, "backend_options", None) or {}).get(block)
+        if override is not None and not isinstance(override, Block):
+            # Plain data (a test server's block): the same reader, without line numbers.
+            self.values, problems = read_block(block, override, self.path)
+            self.problems.extend(problems)
+            return
+        self.values = override if override is not None else settings.block(block)
+        if not self.values.present:
+            # Left out of the file but now in use: its required options are missing.
+            self.problems.extend(read_block(block, None, self.path)[1])
 
     def _get(self, key: str, default: Any) -> Any:
         self.used.add(key)
-        value = self.data.get(key)
+        value = self.values.get(key)
         return default if value is None or value == "" else value
 
-    def _bad(self, key: str, message: str) -> None:
-        self.problems.append(f"{self.block}.{key}: {message}")
-
     def text(self, key: str, default: str | None = None, *, required: bool = False) -> str:
-        value = self._get(key, _MISSING)
-        if value is _MISSING:
-            if required:
-                self._bad(key, f"missing; add it to the {self.block}: block of {self.path}")
-            return default or ""
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            self._bad(key, f"expected text, got {type(value).__name__}")
-            return default or ""
-        return str(value).strip()
+        return self._get(key, default or "")
 
     def integer(self, key: str, default: int | None, low: int, high: int) -> int | None:
-        value = self._get(key, _MISSING)
-        if value is _MISSING:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self._bad(key, f"expected a whole number from {low} to {high}, got {value!r}")
-            return default
-        return value
+        return self._get(key, default)
 
     def number(self, key: str, default: float, low: float, high: float) -> float:
-        value = self._get(key, _MISSING)
-        if value is _MISSING:
-            return default
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (low <= value <= high)
-        ):
-            self._bad(key, f"expected a number from {low:g} to {high:g}, got {value!r}")
-            return default
-        return float(value)
+        return self._get(key, default)
 
     def boolean(self, key: str, default: bool) -> bool:
-        value = self._get(key, _MISSING)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, bool):
-            self._bad(key, f"expected true or false, got {value!r}")
-            return default
-        return value
+        return self._get(key, default)
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.text(key, default)
-        if value not in choices:
-            self._bad(key, f"{value!r} is not one of: {', '.join(choices)}")
-            return default
-        return value
+        return self._get(key, default)
 
     def text_list(self, key: str, max_items: int, max_length: int = 255) -> tuple[str, ...]:
-        value = self._get(key, [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(
-            isinstance(v, str) and 0 < len(v) <= max_length for v in value
-        ):
-            self._bad(key, f"expected a list of texts (at most {max_length} characters each)")
-            return ()
-        if len(value) > max_items:
-            self._bad(key, f"at most {max_items} allowed, got {len(value)}")
-        return tuple(value)
+        return tuple(self._get(key, ()))
 
     def number_list(self, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
-        value = self._get(key, _MISSING)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 86400
-            for v in value
-        ):
-            self._bad(key, "expected a list of seconds, e.g. [10, 60, 300]")
-            return default
-        return tuple(float(v) for v in value)
+        return tuple(self._get(key, default))
 
     def finish(self) -> None:
-        """Raise SettingsError with every problem, unknown keys included."""
-        for key in sorted(set(self.data) - self.used, key=str):
-            known = ", ".join(sorted(self.used))
-            self._bad(str(key), f"unknown key for the {self.block} backend (known: {known})")
+        """Raise SettingsError listing every problem of the block and the sender's own."""
         if self.problems:
-            n = len(self.problems)
-            raise SettingsError(
-                f"{self.path}: {n} bad setting{'s' if n > 1 else ''}:\n"
-                + "\n".join(f"  {p}" for p in self.problems)
-            )
+            raise problems_error(self.path, self.problems)
 
 
 def secret(name: str) -> str:
