@@ -77,6 +77,7 @@ _COMMANDS = (
     "composer.cli.build:build",
     "composer.cli.build:preview",
     "composer.cli.send:send_test",
+    "composer.cli.preflight:preflight",
     "composer.cli.dispatch:dispatch",
     "composer.cli.dispatch:status",
     "composer.cli.archive:archive",

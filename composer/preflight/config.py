@@ -1,0 +1,38 @@
+"""Preflight's own settings (the `preflight:` block of newsletter.yaml), with defaults that
+suit a monthly list: every field can be left out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PreflightConfig:
+    # DKIM selectors published under the sender domain; SendGrid's are s1 and s2.
+    dkim_selectors: tuple[str, ...] = ()
+    # The DNS server to ask (None: the system's resolver) and how long to wait for it.
+    dns_nameserver: str | None = None
+    dns_port: int = 53
+    dns_timeout: float = 3.0
+    # Where the list service listens, when the probe must reach it by another address than
+    # the public links' (e.g. http://127.0.0.1:8080 behind a proxy). None: the public one.
+    service_url: str | None = None
+    http_timeout: float = 5.0
+    # Where bounces go, when it is not the sender's domain (SendGrid's em123.example.com).
+    return_path_domain: str | None = None
+    # Shares of the list's members, in percent.
+    bounced_warn: float = 2.0
+    bounced_fail: float = 5.0
+    complained_warn: float = 0.1
+    complained_fail: float = 0.3
+    # A sync older than this many hours is a warning.
+    sync_max_age_hours: float = 48.0
+
+
+DEFAULT = PreflightConfig()
+
+
+def config_of(settings) -> PreflightConfig:
+    """The preflight block of the settings, or the defaults when there is none."""
+    found = getattr(settings, "preflight", None)
+    return found if isinstance(found, PreflightConfig) else DEFAULT
