@@ -31,8 +31,11 @@ def is_tracking_param(name: str) -> bool:
     return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
 
 
-def url_problem(url: str) -> str | None:
-    """Why `url` cannot go into an email as a link, or None when it can."""
+def url_problem(url: str, *, mailto: bool = False) -> str | None:
+    """Why `url` cannot go into an email as a link, or None when it can.
+
+    `mailto`: a mailto: link to one valid address is acceptable too (running text may
+    give a contact address; an entry's title links to the paper itself, over http(s))."""
     if not url:
         return "the link has no URL"
     if any(c.isspace() for c in url):
@@ -45,11 +48,35 @@ def url_problem(url: str) -> str | None:
     scheme = parts.scheme.lower()
     if not scheme:
         return f"URL {url!r} is relative: links in an email need https://host/..."
+    if scheme == "mailto":
+        if not mailto:
+            return (
+                f"URL {url!r} is a mailto: link: an entry's title links to the paper or "
+                "post itself, over https://"
+            )
+        return mailto_problem(url)
     if scheme not in ("http", "https"):
-        return f"URL {url!r} uses {scheme}:, not http(s): readers' mail clients will not open it"
+        allowed = "neither http(s) nor mailto" if mailto else "not http(s)"
+        return f"URL {url!r} uses {scheme}:, {allowed}: readers' mail clients will not open it"
     host = parts.hostname or ""
     if not host or host.startswith(".") or ".." in host or not re.match(r"^[\w.\-\[\]:]+$", host):
         return f"URL {url!r} has no valid host"
+    return None
+
+
+_MAILTO_ADDRESS = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
+
+
+def mailto_problem(url: str) -> str | None:
+    """Why a mailto: URL is not a link to one email address, or None when it is."""
+    from urllib.parse import unquote
+
+    address = unquote(url.split(":", 1)[1].split("?", 1)[0])
+    if not _MAILTO_ADDRESS.match(address):
+        return f"URL {url!r} is a mailto: link without a valid email address"
     return None
 
 

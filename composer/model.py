@@ -51,6 +51,9 @@ class Literal:
 class Link:
     text: str
     url: str
+    # Where the URL is written, when the reader knows (a YAML `links:` item's url); else
+    # diagnostics use the paragraph's or the position.
+    position: Position | None = field(default=None, compare=False, repr=False)
 
 
 Inline = Text | Emphasis | Strong | Literal | Link
@@ -83,6 +86,9 @@ class Entry:
     url: str
     summary: tuple[Paragraph, ...]
     position: Position = _pos()
+    # Where the URL is written when it is not on the entry's first line (a YAML `url:`
+    # field): diagnostics about the URL point there.
+    url_position: Position | None = field(default=None, compare=False, repr=False)
 
     @property
     def summary_plain(self) -> str:

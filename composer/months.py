@@ -9,13 +9,20 @@ _NAMES = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _TITLE_MONTH = re.compile(
     r"(?P<name>" + "|".join(_NAMES) + r")\s*,?\s*(?P<year>\d{4})\s*$", re.IGNORECASE
 )
-ISO_MONTH = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
+# Years 0001-9999 (what dates can hold: there is no year 0000), the whole text only.
+ISO_MONTH = re.compile(r"(?P<year>(?!0000)\d{4})-(?P<month>0[1-9]|1[0-2])")
+
+
+def year_zero(title: str) -> bool:
+    """The title ends with a month of year 0000, which no calendar has."""
+    match = _TITLE_MONTH.search(title or "")
+    return bool(match) and match["year"] == "0000"
 
 
 def month_from_title(title: str) -> str:
     """'The CoVar Zeitgeist: May, 2025' -> '2025-05'; '' when the title names no month."""
     match = _TITLE_MONTH.search(title or "")
-    if not match:
+    if not match or match["year"] == "0000":
         return ""
     return f"{match['year']}-{_NAMES[match['name'].lower()]:02d}"
 
@@ -28,8 +35,8 @@ def month_name(month: str) -> str:
 
 def next_month(month: str) -> str:
     year, mon = (int(x) for x in month.split("-"))
-    return f"{year + mon // 12}-{mon % 12 + 1:02d}"
+    return f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
 
 
 def is_month(text: str) -> bool:
-    return bool(ISO_MONTH.match(text or ""))
+    return bool(ISO_MONTH.fullmatch(text or ""))

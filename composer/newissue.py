@@ -12,23 +12,42 @@ from composer.months import is_month, month_name, next_month
 FORMATS = {"rst": ".rst", "yaml": ".yaml"}
 
 
-def newest_issue(directory: Path) -> tuple[Path, Issue] | None:
-    """The issue with the latest month in `directory` (by its title, not its file name)."""
-    from composer.history import issue_files
+def newest_issue(directory: Path, skipped: list[str] | None = None) -> tuple[Path, Issue] | None:
+    """The issue with the latest month in `directory` (by its title, not its file name).
+
+    A file that cannot be read as an issue (not UTF-8, too large) is left out, and said
+    in `skipped` (path, line, why) when given: one bad file never stops the next issue."""
+    from composer.history import UNREADABLE, issue_files
     from composer.readers import read_issue
 
     best: tuple[Path, Issue] | None = None
     for path in issue_files(directory):
-        issue = read_issue(path).issue
+        result = read_issue(path)
+        problem = next((d for d in result.diagnostics if d.code in UNREADABLE), None)
+        if problem is not None:
+            if skipped is not None:
+                skipped.append((path, problem.position.line, problem.message))
+            continue
+        issue = result.issue
         if issue.month and (best is None or issue.month > best[1].month):
             best = (path, issue)
     return best
 
 
-def create_issue(settings, month: str | None = None, fmt: str = "rst") -> Path:
-    """Write `issues/<month>.<fmt>` from `templates/new/`; never overwrite a file."""
+def create_issue(
+    settings,
+    month: str | None = None,
+    fmt: str = "rst",
+    *,
+    skipped: list[tuple[Path, int, str]] | None = None,
+) -> Path:
+    """Write `issues/<month>.<fmt>` from `templates/new/`; never overwrite a file.
+    Issue files that could not be read are listed in `skipped` when given."""
     directory = settings.issues_dir
-    newest = newest_issue(directory)
+    if month is not None and not is_month(month):
+        # Before anything is read: a name like "2025-11\n" must never become a file name.
+        raise ComposerError(f"{month!r} is not a month: write it as YYYY-MM, e.g. 2025-06")
+    newest = newest_issue(directory, skipped)
     if month is None:
         month = next_month(newest[1].month) if newest else dt.date.today().strftime("%Y-%m")
     if not is_month(month):

@@ -13,6 +13,7 @@ from pathlib import Path
 from composer import links
 from composer.diagnostics import Diagnostic, error, warning
 from composer.model import Entry, Issue, Paragraph, Position
+from composer.months import year_zero
 
 # What `newsletter new` leaves for the editor to replace (see templates/new/).
 PLACEHOLDER = re.compile(r"\bTODO\b")
@@ -23,6 +24,7 @@ FEATURED = "featured"
 def validate(issue: Issue) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     _check_heading(issue, out)
+    _check_encoded_words(issue, out)
     _check_sections(issue, out)
     _check_entries(issue, out)
     _check_link_titles(issue, out)
@@ -30,6 +32,31 @@ def validate(issue: Issue) -> list[Diagnostic]:
     _check_highlights(issue, out)
     _check_placeholders(issue, out)
     return out
+
+
+# An RFC 2047 encoded word ("=?utf-8?q?...?="): a mail program shows what it decodes to,
+# not the text written, and a careless one may even read a line break out of it.
+ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?\S*?\?=")
+
+
+def _check_encoded_words(issue: Issue, out: list[Diagnostic]) -> None:
+    """The title is the email's Subject and section titles may be quoted in headers:
+    composer encodes them safely, but a reader would then see the raw "=?...?=" text."""
+    places = [(issue.position, "the title", issue.title)]
+    places += [(s.position, "a section title", s.title) for s in issue.sections]
+    for pos, what, text in places:
+        match = ENCODED_WORD.search(text)
+        if match:
+            word = match.group()
+            shown = word if len(word) <= 40 else word[:37] + "..."
+            out.append(
+                error(
+                    pos,
+                    "encoded-word",
+                    f'{what} contains "{shown}", an RFC 2047 encoded word that mail '
+                    "programs decode into other text: write the text itself",
+                )
+            )
 
 
 def _check_heading(issue: Issue, out: list[Diagnostic]) -> None:
@@ -40,6 +67,15 @@ def _check_heading(issue: Issue, out: list[Diagnostic]) -> None:
                 pos,
                 "no-title",
                 'the issue has no title: give it one such as "The CoVar Zeitgeist: May, 2025"',
+            )
+        )
+    elif not issue.month and year_zero(issue.title):
+        out.append(
+            error(
+                pos,
+                "no-month",
+                f'the title "{issue.title}" names the year 0000, which no calendar has: '
+                'end it with the month of the issue, e.g. "May, 2025"',
             )
         )
     elif not issue.month:
@@ -120,7 +156,7 @@ def _check_entries(issue: Issue, out: list[Diagnostic]) -> None:
                 )
             )
         if entry.url:
-            _check_url(entry.url, pos, out)
+            _check_url(entry.url, entry.url_position or pos, out)
         elif entry.title:  # an entry without title or URL is reported once, above
             out.append(
                 error(
@@ -139,16 +175,18 @@ def _check_entries(issue: Issue, out: list[Diagnostic]) -> None:
             )
         for para in entry.summary:
             for link in para.links:
-                _check_url(link.url, para.position, out)
+                _check_url(link.url, para.position, out, mailto=True)
+    # Running text and the publisher's links may give an address (mailto:); an entry's
+    # title links to the paper itself.
     for para in issue.intro + issue.highlights:
         for link in para.links:
-            _check_url(link.url, para.position, out)
+            _check_url(link.url, para.position, out, mailto=True)
     for link in issue.links:
-        _check_url(link.url, issue.position, out)
+        _check_url(link.url, link.position or issue.position, out, mailto=True)
 
 
-def _check_url(url: str, pos: Position, out: list[Diagnostic]) -> None:
-    problem = links.url_problem(url)
+def _check_url(url: str, pos: Position, out: list[Diagnostic], *, mailto: bool = False) -> None:
+    problem = links.url_problem(url, mailto=mailto)
     if problem:
         out.append(error(pos, "bad-url", problem))
         return

@@ -29,8 +29,24 @@ def test_url_problems_word_for_word() -> None:
     assert links.url_problem("//cdn.example.com/x") == (
         "URL '//cdn.example.com/x' is relative: links in an email need https://host/..."
     )
+    # Issue 10 item 8: mail clients do open mailto: links; only an entry's title must be
+    # http(s) (the paper itself), and running text may give an address.
     assert links.url_problem("mailto:a@b.c") == (
-        "URL 'mailto:a@b.c' uses mailto:, not http(s): readers' mail clients will not open it"
+        "URL 'mailto:a@b.c' is a mailto: link: an entry's title links to the paper or "
+        "post itself, over https://"
+    )
+    assert links.url_problem("mailto:research@covar.com", mailto=True) is None
+    assert links.url_problem("mailto:research@covar.com?subject=Hi%20there", mailto=True) is None
+    assert links.url_problem("mailto:a@b.c", mailto=True) is None
+    assert links.url_problem("mailto:not-an-address", mailto=True) == (
+        "URL 'mailto:not-an-address' is a mailto: link without a valid email address"
+    )
+    assert links.url_problem("mailto:a@b.c,evil@x.example", mailto=True) == (
+        "URL 'mailto:a@b.c,evil@x.example' is a mailto: link without a valid email address"
+    )
+    assert links.url_problem("javascript:alert(1)", mailto=True) == (
+        "URL 'javascript:alert(1)' uses javascript:, neither http(s) nor mailto: "
+        "readers' mail clients will not open it"
     )
     assert links.url_problem("https://[::1/x") == (
         "URL 'https://[::1/x' is malformed (Invalid IPv6 URL)"

@@ -135,7 +135,10 @@ def new(ctx: click.Context, month: str | None, fmt: str) -> None:
     """
     from composer.newissue import create_issue
 
-    path = shown(create_issue(ctx.obj.settings, month, fmt))
+    skipped: list = []
+    path = shown(create_issue(ctx.obj.settings, month, fmt, skipped=skipped))
+    for bad, line, why in skipped:
+        click.echo(f"warning: {shown(bad)}:{line}: {why}; left out of `new`", err=True)
     click.echo(f"created {path}")
     click.echo(f"next: edit it, then run `newsletter check {path}`")
 

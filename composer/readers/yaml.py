@@ -128,6 +128,11 @@ class _Builder:
         mark = node.start_mark
         return Position(self.path, mark.line + 1, mark.column + 1)
 
+    def field_pos(self, node, key: str) -> Position | None:
+        """Where the value of `key` in mapping `node` is written, if it is."""
+        value = _children(node).get(key)
+        return self.pos(value) if value is not None else None
+
     # --- nodes -> plain data (strings, lists, dicts) -----------------------------------
 
     def plain(self, node) -> Any:
@@ -192,8 +197,12 @@ class _Builder:
             intro=self.paragraphs(nodes.get("intro"), data.get("intro")),
             highlights=self.paragraphs(nodes.get("highlights"), data.get("highlights")),
             links=tuple(
-                Link(_text(item.get("title")), _text(item.get("url")))
-                for item in _list(data.get("links"))
+                Link(
+                    _text(item.get("title")),
+                    _text(item.get("url")),
+                    self.field_pos(lnode, "url"),
+                )
+                for lnode, item in _pairs(nodes.get("links"), data.get("links"))
                 if isinstance(item, dict)
             ),
             sections=tuple(
@@ -228,6 +237,7 @@ class _Builder:
                 url=_text(item.get("url")),
                 summary=self.paragraphs(_children(enode).get("summary"), item.get("summary")),
                 position=self.pos(enode),
+                url_position=self.field_pos(enode, "url"),
             )
             for enode, item in _pairs(node, data)
             if isinstance(item, dict)
