@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -68,8 +68,9 @@ class DeliveryEvent:
 
     `event_id` is unique within `source` (SendGrid's sg_event_id, a DSN's Message-ID plus
     recipient, a suppression list entry). The subscriber is found by `subscriber_id` (a
-    signed VERP address, SendGrid custom_args), then by `message_id` (the Message-ID composer
-    minted, looked up in the delivery records), then by `address`.
+    signed VERP address, SendGrid custom_args) or `subscriber_token` (a verified unsubscribe
+    token), then by `message_id` (the Message-ID composer minted, looked up in the delivery
+    records), then by `address`.
     """
 
     kind: str
@@ -84,6 +85,8 @@ class DeliveryEvent:
     reason: str = ""  # the server's or provider's own words, one line
     origin: str = ""  # what said so, in words: "sendgrid webhook bounce", "DSN (Postfix)"
     raw: str = ""  # the event as received (JSON, or the report's headers), bounded
+    # A verified unsubscribe token (a mailto unsubscribe): names the subscriber. Secret.
+    subscriber_token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -114,6 +117,7 @@ class DeliveryEvent:
             "status_code": self.status_code,
             "reason": self.reason,
             "origin": self.origin,
+            "by_token": bool(self.subscriber_token),
         }
 
 

@@ -719,12 +719,15 @@ class SubscriberStore:
 
     def _event_subscriber(self, event) -> Subscriber | None:
         """Whom an event is about: the id its source vouches for (a signed VERP address,
-        SendGrid's custom_args), else the delivery that carried its Message-ID, else its
-        address. Id 0 is a test send's outside recipient: nobody."""
+        SendGrid's custom_args) or its verified unsubscribe token, else the delivery that
+        carried its Message-ID, else its address. Id 0 (a test send's outside recipient)
+        is nobody."""
         if event.subscriber_id:
             found = self.get(int(event.subscriber_id))
             if found is not None:
                 return found
+        if event.subscriber_token:
+            return self.get_by_token(event.subscriber_token)
         if event.message_id:
             row = self.db.execute(
                 "SELECT subscriber_id FROM deliveries WHERE message_id = ? LIMIT 1",
