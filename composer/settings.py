@@ -343,6 +343,23 @@ OPTIONS: tuple[Option, ...] = (
     Option("sendgrid.max_attempts", Int(1, 20), 6, "Tries of one request (429, 5xx, network)."),
     Option("sendgrid.max_rate_limit_wait", Number(0, 3600), 300.0, "Longest 429 wait, seconds."),
     Option("sendgrid.base_url", Url(), None, "The API's address (a test server)."),
+    # preflight: what `newsletter preflight` and the start of `dispatch` check
+    Option("preflight.dkim_selectors", ListOf(Text(63), 20, lone_item_ok=True), (),
+           "DKIM selectors under the sender domain (default for SendGrid: s1, s2)."),
+    Option("preflight.dns.nameserver", Text(255), None, "The DNS server's IP (default: system's)."),
+    Option("preflight.dns.port", Int(1, 65535), 53, "Its port."),
+    Option("preflight.dns.timeout", Number(0.1, 60), 3.0, "Seconds to wait for a DNS answer."),
+    Option("preflight.service_url", Url(), None,
+           "Where the probe reaches the list service, if not at its public address."),
+    Option("preflight.http_timeout", Number(0.1, 120), 5.0, "Seconds to wait for the service."),
+    Option("preflight.return_path_domain", Text(253), None,
+           "Where bounces go, if not the sender's (or smtp.envelope_from's) domain."),
+    Option("preflight.bounced_warn", Number(0, 100), 2.0, "Percent of bounced members: warn."),
+    Option("preflight.bounced_fail", Number(0, 100), 5.0, "Percent of bounced members: fail."),
+    Option("preflight.complained_warn", Number(0, 100), 0.1, "Percent who complained: warn."),
+    Option("preflight.complained_fail", Number(0, 100), 0.3, "Percent who complained: fail."),
+    Option("preflight.sync_max_age_hours", Number(0, 8760), 48.0,
+           "A suppression or bounce sync older than this is a warning."),
 )
 # fmt: on
 
