@@ -33,6 +33,24 @@ DEFAULT = PreflightConfig()
 
 
 def config_of(settings) -> PreflightConfig:
-    """The preflight block of the settings, or the defaults when there is none."""
-    found = getattr(settings, "preflight", None)
-    return found if isinstance(found, PreflightConfig) else DEFAULT
+    """The `preflight:` block of newsletter.yaml (validated by the settings reader), or the
+    defaults when the settings have no such block (settings built by hand in a test)."""
+    try:
+        block = settings.block("preflight")
+    except (AttributeError, KeyError):
+        return DEFAULT
+    dns = block.dns
+    return PreflightConfig(
+        dkim_selectors=tuple(block.dkim_selectors or ()),
+        dns_nameserver=dns.nameserver or None,
+        dns_port=dns.port,
+        dns_timeout=dns.timeout,
+        service_url=block.service_url or None,
+        http_timeout=block.http_timeout,
+        return_path_domain=block.return_path_domain or None,
+        bounced_warn=block.bounced_warn,
+        bounced_fail=block.bounced_fail,
+        complained_warn=block.complained_warn,
+        complained_fail=block.complained_fail,
+        sync_max_age_hours=block.sync_max_age_hours,
+    )

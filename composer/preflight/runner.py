@@ -174,6 +174,13 @@ def run_preflight(
     return Preflight(str(path), run.backend, tuple(rows))
 
 
-def _block(settings, name: str) -> dict:
-    block = (getattr(settings, "backend_options", None) or {}).get(name)
-    return block if isinstance(block, dict) else {}
+def _block(settings, name: str):
+    """A backend's block (smtp:), as the settings reader validated it; {} when absent or
+    invalid (the sender itself reports a bad block when it loads)."""
+    from composer.errors import SettingsError
+
+    try:
+        return settings.block(name)
+    except (AttributeError, KeyError, SettingsError):
+        raw = (getattr(settings, "backend_options", None) or {}).get(name)
+        return raw if isinstance(raw, dict) else {}
