@@ -1,0 +1,52 @@
+"""GET /healthz: is the database reachable, and when did each background sync last run.
+
+JSON, for a load balancer or a monitor: 200 when the database answers, 503 otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, jsonify
+
+from composer.service import service
+
+blueprint = Blueprint("health", __name__)
+JOBS = ("sendgrid-suppressions", "inbound")
+
+
+@blueprint.get("/healthz")
+def healthz():
+    svc = service()
+    report: dict = {"database": "ok", "syncs": {}}
+    try:
+        store = svc.store()
+        store.db.execute("SELECT 1 FROM subscribers LIMIT 1").fetchall()
+        report["syncs"] = {job: sync_state(store, job) for job in JOBS}
+    except Exception as exc:  # any failure to reach it is the answer, not a 500
+        report["database"] = f"error: {type(exc).__name__}"
+        return jsonify(status="error", **report), 503
+    return jsonify(status="ok", **report), 200
+
+
+def sync_state(store, job: str) -> dict | None:
+    """{finished_at, ok, detail, age_seconds} of the job's last run, or None (never ran,
+    or this database has no record of syncs yet)."""
+    last_sync = getattr(store, "last_sync", None)
+    run = last_sync(job) if last_sync else None
+    if run is None:
+        return None
+    return {
+        "finished_at": run.finished_at,
+        "ok": bool(run.ok),
+        "detail": run.detail,
+        "age_seconds": age_seconds(run.finished_at),
+    }
+
+
+def age_seconds(stamp: str, now: datetime | None = None) -> int | None:
+    try:
+        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+    return int(((now or datetime.now(UTC)) - then).total_seconds())
