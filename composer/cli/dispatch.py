@@ -10,6 +10,10 @@ import click
 
 from composer.cli.common import EXISTING_FILE
 
+# Exit status of a run stopped because the mail server could not be reached (EX_TEMPFAIL):
+# run the same command again.
+INTERRUPTED = 75
+
 
 @click.command()
 @click.argument("path", type=EXISTING_FILE)
@@ -34,6 +38,12 @@ from composer.cli.common import EXISTING_FILE
     help="Also send to recipients a crashed run may or may not have reached.",
 )
 @click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Send again to the recipients whose last attempt failed temporarily (4xx, retries "
+    "spent); never to those who got it, never to permanent failures.",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     metavar="N",
@@ -50,6 +60,7 @@ def dispatch(
     resend: bool,
     force: bool,
     resend_ambiguous: bool,
+    retry_failed: bool,
     batch_size: int | None,
 ) -> None:
     """Send an issue to its subscriber list: the monthly mailing.
@@ -57,13 +68,16 @@ def dispatch(
     Checks and renders the issue, shows what will happen and asks you to confirm by
     typing the issue's month. Every recipient's delivery is recorded: Ctrl-C stops after
     the current batch, and running the same command again resumes where it stopped.
-    Nobody gets the issue twice.
+    Nobody gets the issue twice. If the mail server cannot be reached (after the retry
+    delays), the run stops as interrupted (exit status 75): nobody is marked failed, and
+    the same command resumes.
 
     \b
     Examples:
       newsletter dispatch issues/2025-06.rst
       newsletter dispatch issues/2025-06.rst --dry-run
       newsletter dispatch issues/2025-06.rst --list staff --rate 10 --yes
+      newsletter dispatch issues/2025-06.rst --retry-failed
     """
     from composer.dispatch import DispatchOptions, deliver, prepare
     from composer.errors import IssueHasErrors
@@ -71,7 +85,9 @@ def dispatch(
     from composer.subscribers import open_store
 
     settings = ctx.obj.settings
-    options = DispatchOptions(list_name, resend, force, resend_ambiguous, rate, batch_size)
+    options = DispatchOptions(
+        list_name, resend, force, resend_ambiguous, rate, batch_size, retry_failed
+    )
     staged = check_and_render(path, settings)
     if staged.errors or staged.rendered is None:
         raise IssueHasErrors(str(path), staged.diagnostics)
@@ -89,13 +105,20 @@ def dispatch(
         with stop, _RichProgress(plan) as progress:
             report = deliver(plan, settings, store, options, progress=progress, should_stop=stop)
     _print_report(report, path)
+    if report.interrupted:
+        click.echo(
+            f"interrupted: the mail server could not be reached ({report.interrupted}); "
+            f"nobody was marked failed. Run `newsletter dispatch {path}` again to resume "
+            f"({report.outstanding:,} still to send)"
+        )
+        sys.exit(INTERRUPTED)
     if report.stopped:
         click.echo(
             f"stopped: run `newsletter dispatch {path}` again to resume "
             f"({report.outstanding} still to send)"
         )
         sys.exit(130)
-    if report.counts["failed"]:
+    if report.failed_count:
         sys.exit(1)
 
 
@@ -184,14 +207,18 @@ def _print_report(report, path) -> None:
         f"{d.started_at}, {state}"
     )
     click.echo(
-        f"  sent {c['sent']:,}, failed {c['failed']:,}, skipped {c['skipped']:,}, "
-        f"ambiguous {c['ambiguous']:,}, still to send "
-        f"{c['pending'] + c['retry'] + c['sending']:,}"
+        f"  sent {c['sent']:,}, failed {report.failed_count:,}, skipped {c['skipped']:,}, "
+        f"ambiguous {c['ambiguous']:,}, still to send {report.outstanding:,}"
     )
     for reason, n in report.failed_reasons:
         click.echo(f"  failed ({n:,}): {reason}")
     for email, reason in report.failed:
         click.echo(f"    {email}: {reason}")
+    if report.gave_up:
+        click.echo(
+            f"  {report.gave_up:,} of them failed temporarily (retries spent): "
+            "`--retry-failed` sends to them again"
+        )
     if c["ambiguous"]:
         click.echo(
             f"  ambiguous ({c['ambiguous']:,}): a run stopped while sending to them; "
@@ -218,8 +245,11 @@ def _table(records, dispatches) -> None:
         "ambiguous",
         "to send",
     )
+    from composer.dispatch import report_for
+
     for d in dispatches:
-        c = records.counts(d)
+        report = report_for(records, d)
+        c = report.counts
         table.add_row(
             str(d.id),
             d.issue,
@@ -228,10 +258,10 @@ def _table(records, dispatches) -> None:
             d.started_at,
             d.finished_at or "-",
             f"{c['sent']:,}",
-            f"{c['failed']:,}",
+            f"{report.failed_count:,}",
             f"{c['skipped']:,}",
             f"{c['ambiguous']:,}",
-            f"{c['pending'] + c['retry'] + c['sending']:,}",
+            f"{report.outstanding:,}",
         )
     console = Console()
     if not console.is_terminal:

@@ -9,13 +9,14 @@ with open_store(...) as store:
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from composer.dispatch.records import Dispatch, DispatchRecords
+from composer.dispatch.retry import RetryPolicy
+from composer.dispatch.states import FAILURES, OUTSTANDING, DeliveryState, Outcome
 from composer.errors import ComposerError
 
 
@@ -31,6 +32,7 @@ class DispatchOptions:
     resend_ambiguous: bool = False
     rate: float | None = None  # messages per second, at most
     batch_size: int | None = None
+    retry_failed: bool = False  # send again to those whose retries were spent (gave_up)
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,21 @@ class Report:
     ambiguous: list[tuple[str, str]]
     stopped: bool = False
     newly_ambiguous: int = 0
+    # Why the run stopped before the end because the relay could not be reached (its
+    # retry delays spent); "" otherwise. Nobody was marked failed: run the command again.
+    interrupted: str = ""
 
     @property
     def outstanding(self) -> int:
-        return self.counts["pending"] + self.counts["retry"] + self.counts["sending"]
+        return sum(self.counts[state] for state in OUTSTANDING)
+
+    @property
+    def failed_count(self) -> int:
+        return sum(self.counts[state] for state in FAILURES)
+
+    @property
+    def gave_up(self) -> int:
+        return self.counts[DeliveryState.GAVE_UP]
 
 
 class Progress:
@@ -100,14 +113,23 @@ def prepare(staged, settings, store, options: DispatchOptions) -> Plan:
     counts = store.count(list_name)
     not_counted = {k: v for k, v in counts.items() if k != "active" and v}
     existing = None
+    latest_counts = records.counts(latest) if latest is not None else {}
     reopen = (
         latest is not None
         and latest.finished
-        and options.resend_ambiguous
-        and records.counts(latest)["ambiguous"] > 0
+        and not options.resend
+        and (
+            (options.resend_ambiguous and latest_counts["ambiguous"] > 0)
+            or (options.retry_failed and latest_counts["gave_up"] > 0)
+        )
     )
     if reopen:
-        existing = latest  # finished but for its ambiguous rows, which we are asked to send
+        existing = latest  # finished but for rows we are asked to send again
+    elif latest is not None and latest.finished and options.retry_failed and not options.resend:
+        raise DispatchRefused(
+            f"dispatch {latest.id} of {issue} to {list_name} has nobody whose last attempt "
+            "failed temporarily: nothing to retry (`newsletter status` shows the report)"
+        )
     elif latest is not None and latest.finished and not options.resend:
         raise DispatchRefused(
             f"{issue} was already sent to the list {list_name} (dispatch {latest.id}, "
@@ -127,8 +149,10 @@ def prepare(staged, settings, store, options: DispatchOptions) -> Plan:
     else:  # what a resume has left: pending, retries, a crashed batch (and, if asked, the
         # ambiguous ones)
         left = records.counts(existing)
-        wanted = ("pending", "retry", "sending") + (
-            ("ambiguous",) if options.resend_ambiguous else ()
+        wanted = (
+            *OUTSTANDING,
+            *((DeliveryState.AMBIGUOUS,) if options.resend_ambiguous else ()),
+            *((DeliveryState.GAVE_UP,) if options.retry_failed else ()),
         )
         remaining = sum(left[state] for state in wanted)
     return Plan(
@@ -156,83 +180,132 @@ def deliver(
     should_stop: Callable[[], bool] = lambda: False,
     sender=None,
 ) -> Report:
-    """Send what the plan says, recording every recipient's fate batch by batch."""
+    """Send what the plan says, recording every recipient's fate batch by batch.
+
+    The dispatch record (and its snapshot of recipients) is made only once the sender is
+    open: a missing secret or a relay down at connect refuses the run and records nothing.
+    A relay that cannot be reached later is no verdict on anyone: the batch goes back to
+    pending, the run waits the policy's delays, and then stops as `interrupted`.
+    """
     from composer.mailing import MessageTemplate
-    from composer.senders import DeliveryStatus, SendError, sender_for
+    from composer.senders import SendError, sender_for
 
     progress = progress or Progress()
     records = DispatchRecords(store)
-    with _exclusive(settings.subscribers_database):
+    sender = sender or sender_for(settings)  # a missing secret: SettingsError, no record
+    policy = RetryPolicy(tuple(sender.retry_delays))
+    template = MessageTemplate.build(
+        plan.staged.rendered,
+        settings,
+        plan.staged.issue,
+        list_id=f"{plan.list_name}.{settings.sender_domain}",
+    )
+    with _exclusive(settings.subscribers_database), sender:
         dispatch, newly_ambiguous = _start(plan, records, options)
-        template = MessageTemplate.build(
-            plan.staged.rendered,
-            settings,
-            plan.staged.issue,
-            list_id=f"{plan.list_name}.{settings.sender_domain}",
-        )
-        sender = sender or sender_for(settings)
-        delays = tuple(sender.retry_delays)
         batch_size = _batch_size(sender, options)
         bucket = _bucket(options.rate, batch_size)
         progress.start(records.outstanding(dispatch))
-        stopped = False
-        with sender:
-            while True:
-                if should_stop():
-                    stopped = True
+        stopped, interrupted, outage = False, "", 0
+        while True:
+            if should_stop():
+                stopped = True
+                break
+            store.ensure_room()  # a full disk stops the run before a send, not after
+            batch = records.claim(dispatch, batch_size)
+            if not batch:
+                due = records.next_retry_at(dispatch)
+                if due is None:
                     break
-                batch = records.claim(dispatch, batch_size)
-                if not batch:
-                    due = records.next_retry_at(dispatch)
-                    if due is None:
-                        break
-                    progress.waiting(max(0.0, due - time.time()))
-                    _sleep_until(due, should_stop)
-                    continue
-                if bucket is not None:
-                    bucket.acquire(len(batch))
-                try:
-                    results = sender.send_batch(template, batch)
-                except SendError:
-                    # Nothing of this batch left when the backend says so (a refused
-                    # request); otherwise some may have: those are ambiguous.
-                    back = "pending" if sender.atomic_batches else "ambiguous"
-                    why = "" if back == "pending" else "the backend failed during this batch"
-                    records.record(dispatch, [(r.id, back, why, "", None) for r in batch])
-                    raise
-                attempts = records.attempts(dispatch, [r.id for r in batch])
-                outcomes = []
-                settled = 0
-                for result in results:
-                    sub_id = result.recipient.id
-                    if result.status is DeliveryStatus.SENT:
-                        outcome = ("sent", result.reason, result.message_id, None)
-                    elif result.status is DeliveryStatus.PERMANENT:
-                        outcome = ("failed", result.reason, result.message_id, None)
-                    elif attempts[sub_id] <= len(delays):
-                        wait = delays[attempts[sub_id] - 1] * random.uniform(0.8, 1.2)
-                        outcome = ("retry", result.reason, "", time.time() + wait)
-                    else:
-                        n = attempts[sub_id]
-                        outcome = (
-                            "failed",
-                            f"gave up after {n} attempts: {result.reason}",
-                            "",
-                            None,
-                        )
-                    settled += outcome[0] != "retry"
-                    outcomes.append((sub_id, *outcome))
-                records.record(dispatch, outcomes)
-                progress.advance(settled)
-        progress.finish()
-        if records.outstanding(dispatch) == 0:
-            stopped = False  # the stop came after the last batch: nothing is left
-            records.finish(dispatch)
-        return report_for(records, records.get(dispatch.id), stopped, newly_ambiguous)
+                progress.waiting(max(0.0, due - time.time()))
+                _sleep_until(due, should_stop)
+                continue
+            if bucket is not None:
+                bucket.acquire(len(batch))
+            try:
+                results = sender.send_batch(template, batch)
+            except SendError as err:
+                records.record(
+                    dispatch, _after_error(err, batch, sender, records, dispatch, policy)
+                )
+                raise
+            outcomes = _outcomes(results, records.attempts(dispatch, [r.id for r in batch]), policy)
+            records.record(dispatch, outcomes)
+            progress.advance(
+                sum(o.state is not DeliveryState.RETRY and o.attempt_spent for o in outcomes)
+            )
+            unreached = [r for r in results if r.unreached]
+            if not unreached or len(unreached) < len(results):
+                outage = 0  # the relay answered
+                continue
+            outage += 1  # nobody in this batch reached the relay
+            wait = policy.delay(outage)
+            if wait is None:
+                interrupted = unreached[-1].reason
+                break
+            progress.waiting(wait)
+            _sleep_until(time.time() + wait, should_stop)
+    progress.finish()
+    if not interrupted and records.outstanding(dispatch) == 0:
+        stopped = False  # the stop came after the last batch: nothing is left
+        records.finish(dispatch)
+    return report_for(records, records.get(dispatch.id), stopped, newly_ambiguous, interrupted)
+
+
+def _outcomes(results, attempts: dict[int, int], policy: RetryPolicy) -> list[Outcome]:
+    """Each recipient's result as the ledger records it."""
+    from composer.senders import DeliveryStatus
+
+    now = time.time()
+    outcomes = []
+    for result in results:
+        sub_id, reason = result.recipient.id, result.reason
+        if result.status is DeliveryStatus.SENT:
+            outcome = Outcome(sub_id, DeliveryState.SENT, reason, result.message_id)
+        elif result.status is DeliveryStatus.PERMANENT:
+            outcome = Outcome(sub_id, DeliveryState.FAILED, reason, result.message_id)
+        elif result.status is DeliveryStatus.UNKNOWN:  # maybe delivered: never again unasked
+            outcome = Outcome(sub_id, DeliveryState.AMBIGUOUS, reason, result.message_id)
+        elif result.unreached:  # the relay, not the recipient: back in line, no attempt spent
+            outcome = Outcome(sub_id, DeliveryState.PENDING, reason, attempt_spent=False)
+        elif (due := policy.next_attempt(attempts[sub_id], now)) is not None:
+            outcome = Outcome(sub_id, DeliveryState.RETRY, reason, next_attempt_at=due)
+        else:
+            n = attempts[sub_id]
+            outcome = Outcome(
+                sub_id, DeliveryState.GAVE_UP, f"gave up after {n} attempts: {reason}"
+            )
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _after_error(err, batch, sender, records, dispatch, policy) -> list[Outcome]:
+    """A batch the backend could not finish: the results it knows, as they are; the others
+    back to pending when the backend says nothing of them left, else ambiguous."""
+    known = {r.recipient.id: r for r in err.results}
+    outcomes = (
+        _outcomes(err.results, records.attempts(dispatch, list(known)), policy) if known else []
+    )
+    unsent = sender.atomic_batches or err.rest_unsent
+    for recipient in batch:
+        if recipient.id in known:
+            continue
+        if unsent:
+            outcomes.append(Outcome(recipient.id, DeliveryState.PENDING, attempt_spent=False))
+        else:
+            outcomes.append(
+                Outcome(
+                    recipient.id, DeliveryState.AMBIGUOUS, "the backend failed during this batch"
+                )
+            )
+    return outcomes
 
 
 def report_for(
-    records: DispatchRecords, dispatch: Dispatch, stopped: bool = False, newly_ambiguous: int = 0
+    records: DispatchRecords,
+    dispatch: Dispatch,
+    stopped: bool = False,
+    newly_ambiguous: int = 0,
+    interrupted: str = "",
 ) -> Report:
     return Report(
         dispatch=dispatch,
@@ -242,6 +315,7 @@ def report_for(
         ambiguous=records.failures(dispatch, "ambiguous"),
         stopped=stopped,
         newly_ambiguous=newly_ambiguous,
+        interrupted=interrupted,
     )
 
 
@@ -269,6 +343,8 @@ def _start(plan: Plan, records: DispatchRecords, options: DispatchOptions):
     newly_ambiguous = records.mark_interrupted(dispatch)
     if options.resend_ambiguous:
         records.requeue_ambiguous(dispatch)
+    if options.retry_failed:
+        records.requeue_failed(dispatch)
     return dispatch, newly_ambiguous
 
 
@@ -307,8 +383,14 @@ class _exclusive:
     def __enter__(self):
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "w")  # noqa: SIM115  (held until __exit__)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(self.path, "a")  # noqa: SIM115  (held until __exit__)
+        except OSError as exc:
+            raise DispatchRefused(
+                f"cannot take the dispatch lock {self.path}: {exc.strerror or exc}; make its "
+                "folder writable (and free some space), then run the same command again"
+            ) from None
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

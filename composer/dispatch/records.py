@@ -1,10 +1,11 @@
 """Who was sent what: the dispatch and per-recipient delivery records, in the subscriber
-database (tables created by migration v3 in composer/subscribers/schema.py).
+database (tables created by migration v3 in composer/subscribers/schema.py, states made
+explicit by v6).
 
-A delivery moves pending -> sending -> sent | failed | retry (-> sending ...), or
-pending -> skipped (unsubscribed before their turn). A row found in `sending` when a run
-starts was in flight when the previous run died: it becomes `ambiguous` (maybe delivered,
-maybe not) and is not sent again unless asked.
+The states and their moves are in composer/dispatch/states.py. A row found in `sending`
+when a run starts was in flight when the previous run died: it becomes `ambiguous` (maybe
+delivered, maybe not) and is not sent again unless asked. Connection settings (journal,
+synchronous) belong to the store alone; this module only reads and writes rows.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from composer.dispatch.states import FAILURES, OUTSTANDING, DeliveryState, Outcome
 from composer.subscribers import Recipient
 
-STATES = ("pending", "sending", "sent", "failed", "retry", "skipped", "ambiguous")
+STATES = tuple(DeliveryState)
 AMBIGUOUS_REASON = (
     "the run stopped while this message was being sent: it may or may not have been delivered"
 )
+
+
+def _marks(states: Sequence[DeliveryState]) -> str:
+    return ", ".join(f"'{state}'" for state in states)
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,6 @@ class DispatchRecords:
     def __init__(self, store) -> None:
         self.store = store
         self.db: sqlite3.Connection = store.db
-        # WAL + NORMAL: a commit survives the process being killed (what resuming needs)
-        # without an fsync per batch; only a power cut may lose the last few batches.
-        self.db.execute("PRAGMA synchronous = NORMAL")
 
     # -- dispatches ----------------------------------------------------------------------
 
@@ -123,7 +126,7 @@ class DispatchRecords:
     # -- deliveries ----------------------------------------------------------------------
 
     def counts(self, dispatch: Dispatch) -> dict[str, int]:
-        counts = dict.fromkeys(STATES, 0)
+        counts = {str(state): 0 for state in STATES}
         for status, n in self.db.execute(
             "SELECT status, count(*) FROM deliveries WHERE dispatch_id = ? GROUP BY status",
             (dispatch.id,),
@@ -138,6 +141,16 @@ class DispatchRecords:
                 "UPDATE deliveries SET status = 'ambiguous', reason = ?, updated_at = ? "
                 "WHERE dispatch_id = ? AND status = 'sending'",
                 (AMBIGUOUS_REASON, self.store.clock(), dispatch.id),
+            ).rowcount
+
+    def requeue_failed(self, dispatch: Dispatch) -> int:
+        """Temporary failures whose retries were spent (gave_up) go back to pending, with a
+        fresh count of attempts. Permanent failures stay."""
+        with self.store.write() as db:
+            return db.execute(
+                "UPDATE deliveries SET status = 'pending', reason = '', attempts = 0, "
+                "next_attempt_at = NULL, updated_at = ? WHERE dispatch_id = ? AND status = ?",
+                (self.store.clock(), dispatch.id, DeliveryState.GAVE_UP),
             ).rowcount
 
     def requeue_ambiguous(self, dispatch: Dispatch) -> int:
@@ -197,17 +210,27 @@ class DispatchRecords:
             (list_id, dispatch.id, status, *((now,) if due else ()), limit),
         ).fetchall()
 
-    def record(self, dispatch: Dispatch, outcomes: Sequence[tuple]) -> None:
-        """One transaction for a batch's outcomes: (subscriber_id, status, reason,
-        message_id, next_attempt_at or None)."""
+    def record(self, dispatch: Dispatch, outcomes: Sequence[Outcome]) -> None:
+        """One transaction for a batch's outcomes. It waits for the write lock as long as
+        the store allows (a long import): an outcome known is recorded as such."""
         stamp = self.store.clock()
         with self.store.write() as db:
             db.executemany(
                 "UPDATE deliveries SET status = ?, reason = ?, message_id = ?, "
-                "next_attempt_at = ?, updated_at = ? WHERE dispatch_id = ? AND subscriber_id = ?",
+                "next_attempt_at = ?, attempts = attempts - ?, updated_at = ? "
+                "WHERE dispatch_id = ? AND subscriber_id = ?",
                 [
-                    (status, reason, message_id, due, stamp, dispatch.id, sub_id)
-                    for sub_id, status, reason, message_id, due in outcomes
+                    (
+                        str(o.state),
+                        o.reason,
+                        o.message_id,
+                        o.next_attempt_at,
+                        0 if o.attempt_spent else 1,
+                        stamp,
+                        dispatch.id,
+                        o.subscriber_id,
+                    )
+                    for o in outcomes
                 ],
             )
 
@@ -230,24 +253,38 @@ class DispatchRecords:
         return row[0]
 
     def outstanding(self, dispatch: Dispatch) -> int:
-        """Rows that still need a send: pending or waiting for a retry."""
+        """Rows that still need a send (states.OUTSTANDING): none left, the dispatch is done."""
         return self.db.execute(
             "SELECT count(*) FROM deliveries WHERE dispatch_id = ? "
-            "AND status IN ('pending', 'retry')",
+            f"AND status IN ({_marks(OUTSTANDING)})",
             (dispatch.id,),
         ).fetchone()[0]
 
+    def in_state(self, dispatch: Dispatch, state: DeliveryState) -> list[str]:
+        """Addresses of the rows in `state`, in subscriber order (for tests and reports)."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT email FROM deliveries WHERE dispatch_id = ? AND status = ? "
+                "ORDER BY subscriber_id",
+                (dispatch.id, state),
+            )
+        ]
+
     def failures(self, dispatch: Dispatch, status: str = "failed", limit: int = 20) -> list:
-        """(email, reason) of failed or ambiguous rows, for the report."""
+        """(email, reason) of failed (permanent or gave up) or ambiguous rows."""
+        states = FAILURES if status == "failed" else (DeliveryState(status),)
         return self.db.execute(
-            "SELECT email, reason FROM deliveries WHERE dispatch_id = ? AND status = ? "
-            "ORDER BY subscriber_id LIMIT ?",
-            (dispatch.id, status, limit),
+            "SELECT email, reason FROM deliveries WHERE dispatch_id = ? "
+            f"AND status IN ({_marks(states)}) ORDER BY subscriber_id LIMIT ?",
+            (dispatch.id, limit),
         ).fetchall()
 
     def reasons(self, dispatch: Dispatch, status: str = "failed") -> list[tuple[str, int]]:
+        states = FAILURES if status == "failed" else (DeliveryState(status),)
         return self.db.execute(
-            "SELECT reason, count(*) FROM deliveries WHERE dispatch_id = ? AND status = ? "
+            "SELECT reason, count(*) FROM deliveries WHERE dispatch_id = ? "
+            f"AND status IN ({_marks(states)}) "
             "GROUP BY reason ORDER BY count(*) DESC, reason LIMIT 10",
-            (dispatch.id, status),
+            (dispatch.id,),
         ).fetchall()

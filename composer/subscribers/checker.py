@@ -6,6 +6,7 @@ drains stdin so that the importer never blocks writing to us while we write to i
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -15,6 +16,17 @@ from composer.subscribers.parallel import check_many, read_message, write_messag
 
 
 def main() -> None:
+    try:
+        serve()
+    except (BrokenPipeError, KeyboardInterrupt):
+        # The importer is gone (killed, or Ctrl-C to the whole group): its answer has
+        # nobody to read it. Leave quietly: no traceback on the user's terminal.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os._exit(1)
+
+
+def serve() -> None:
     chunks: queue.Queue = queue.Queue()
 
     def drain() -> None:

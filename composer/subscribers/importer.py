@@ -8,8 +8,10 @@ transaction: killed at any point, the database keeps its state from before the i
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 from composer.subscribers.csvimport import CsvRows, InvalidRow, ValidRow
 from composer.subscribers.errors import ImportFileError
 from composer.subscribers.parallel import checked, default_workers
-from composer.subscribers.store import SubscriberStore
+from composer.subscribers.store import SubscriberStore, database_problem
 
 BATCH_ROWS = 5000
 timer = time.perf_counter  # replaced in tests, for output that does not vary
@@ -82,25 +84,41 @@ def import_csv(
     report = ImportReport(path, list_name)
     source = source or f"import:{path.name}"
     db = store.db
-    db.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
-    db.execute(f"PRAGMA temp.cache_size = -{IMPORT_CACHE_KIB}")
     try:
-        with CsvRows(path) as rows:
-            if workers is None:
-                workers = default_workers(path.stat().st_size)
-            valid = _stage(store, checked(rows.records(), workers), report)
-            report.rows = rows.rows_read
-        if strict and report.invalid:
-            raise StrictImportFailed(report)
-        report.duplicates = valid - db.execute("SELECT count(*) FROM import_rows").fetchone()[0]
-        with store.write():
-            _merge(store, report, resubscribe, source)
-            checkpoint("merged")
+        _import(store, path, report, resubscribe, strict, source, workers)
+    except sqlite3.Error as exc:  # a full disk, a read-only file...: one line, no traceback
+        raise database_problem(exc, store.path) from None
     finally:
-        db.execute("DROP TABLE IF EXISTS temp.import_rows")
-        db.execute("PRAGMA cache_size = -2000")
+        with suppress(sqlite3.Error):
+            db.execute("DROP TABLE IF EXISTS temp.import_rows")
+            db.execute("PRAGMA cache_size = -2000")
     report.seconds = timer() - started
     return report
+
+
+def _import(
+    store: SubscriberStore,
+    path: Path,
+    report: ImportReport,
+    resubscribe: bool,
+    strict: bool,
+    source: str,
+    workers: int | None,
+) -> None:
+    db = store.db
+    db.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+    db.execute(f"PRAGMA temp.cache_size = -{IMPORT_CACHE_KIB}")
+    with CsvRows(path) as rows:
+        if workers is None:
+            workers = default_workers(path.stat().st_size)
+        valid = _stage(store, checked(rows.records(), workers), report)
+        report.rows = rows.rows_read
+    if strict and report.invalid:
+        raise StrictImportFailed(report)
+    report.duplicates = valid - db.execute("SELECT count(*) FROM import_rows").fetchone()[0]
+    with store.write():
+        _merge(store, report, resubscribe, source)
+        checkpoint("merged")
 
 
 def _stage(

@@ -13,6 +13,7 @@ not grow with the file and the pipes cannot deadlock.
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import struct
@@ -82,11 +83,15 @@ def checked(records: Iterable[Record], workers: int) -> Iterator[ValidRow | Inva
             for (row, _, name), (email, key, reason) in zip(chunk, results, strict=True):
                 yield ValidRow(row, email, key, name) if key else InvalidRow(row, email, reason)
         done = True
+    except BrokenPipeError:  # a worker died while we wrote to it
+        dead = [proc for proc in procs if proc.poll() is not None] or procs
+        raise _worker_died(dead[0]) from None
     finally:
         for proc in procs:
             if not done:  # stopped early: their work is of no use, and they may be blocked
                 proc.kill()
-            proc.stdin.close()
+            with contextlib.suppress(OSError):  # a worker that died: nothing to flush to
+                proc.stdin.close()
             proc.wait()
             proc.stdout.close()
 
@@ -102,11 +107,15 @@ def _send(proc: subprocess.Popen, it: Iterator[Record]) -> list[Record]:
 def _receive(proc: subprocess.Popen) -> list:
     data = read_message(proc.stdout)
     if data is None:
-        raise SubscriberError(
-            f"an address-checking process stopped unexpectedly (exit {proc.wait()}); "
-            "nothing was imported; run again with one worker to see the error"
-        )
+        raise _worker_died(proc)
     return data
+
+
+def _worker_died(proc: subprocess.Popen) -> SubscriberError:
+    return SubscriberError(
+        f"an address-checking process stopped unexpectedly (exit {proc.wait()}); "
+        "nothing was imported; run again with one worker to see the error"
+    )
 
 
 def write_message(stream: BinaryIO, value: object) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +34,13 @@ from composer.subscribers.errors import (
 from composer.subscribers.schema import MIGRATIONS, PENDING, STATUSES, VERSION
 
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-BUSY_TIMEOUT_S = 10.0
+# One wait inside SQLite for another writer's lock; write() asks again until LOCK_WAIT_S
+# (a large import holds the lock for its whole merge: a dispatch must outwait it).
+BUSY_TIMEOUT_S = 5.0
+LOCK_WAIT_S = 900.0
+# A dispatch claims a batch only with this much free space next to the database, so that
+# the outcome of a batch sent is never lost to a full disk.
+MIN_FREE_BYTES = 4 * 2**20
 _SUBSCRIBER_COLUMNS = (
     "s.id, s.email, s.name, s.status, s.status_at, s.status_how, s.source, s.token, "
     "s.created_at, (SELECT group_concat(l.name, ' ') FROM memberships m "
@@ -108,6 +116,7 @@ class SubscriberStore:
     def __init__(self, path: Path, default_list: str, clock: Callable[[], str]) -> None:
         self.path, self.default_list, self.clock = path, default_list, clock
         check_list_name(default_list)
+        self.lock_wait = LOCK_WAIT_S
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit (see _write), never implicit.
@@ -119,8 +128,14 @@ class SubscriberStore:
             self.db.create_function("new_token", 0, new_token)
             self._migrate()
             self.db.execute("PRAGMA foreign_keys = ON")
+        except DatabaseError:
+            raise
         except sqlite3.DatabaseError as exc:
-            raise DatabaseError(f"{path}: cannot open the subscriber database: {exc}") from None
+            raise database_problem(exc, path, opening=True) from None
+        except OSError as exc:  # the folder cannot be made
+            raise DatabaseError(
+                f"{path}: cannot open the subscriber database: {exc.strerror or exc}"
+            ) from None
         if self._list_id(default_list) is None:
             self.create_list(default_list)
 
@@ -137,14 +152,45 @@ class SubscriberStore:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; IMMEDIATE so it waits for other writers up front."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write transaction; IMMEDIATE so it waits for other writers up front (for as
+        long as lock_wait: SQLite's own wait, then again). SQLite errors come out as
+        DatabaseError that says what to do (locked, full disk, read-only)."""
+        self._begin()
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            if self.db.in_transaction:
+                with suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise database_problem(exc, self.path) from None
             raise
-        self.db.execute("COMMIT")
+
+    def _begin(self) -> None:
+        deadline = time.monotonic() + self.lock_wait
+        while True:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                # SQLite answers busy at once, without its busy wait, in some cases (a
+                # deadlock it detects, WAL recovery): wait a little and ask again.
+                if not _busy(exc) or time.monotonic() >= deadline:
+                    raise database_problem(exc, self.path, waited=self.lock_wait) from None
+                time.sleep(0.05)
+
+    def ensure_room(self, needed: int = MIN_FREE_BYTES) -> None:
+        """DatabaseError unless the database's disk has `needed` bytes free."""
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return
+        if free < needed:
+            raise DatabaseError(
+                f"{self.path}: the disk is full ({free // 1024} KB free): free some space, "
+                "then run the same command again; nothing was lost"
+            )
 
     def _migrate(self) -> None:
         if self.schema_version == VERSION:
@@ -754,6 +800,50 @@ _CONSENT_COLUMNS = (
     "subscriber_id, list_name, form, wording, version, requested_at, request_ip, "
     "request_user_agent, confirmed_at, confirm_ip, confirm_user_agent"
 )
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def database_problem(
+    exc: sqlite3.Error, path: Path, *, opening: bool = False, waited: float = 0.0
+) -> DatabaseError:
+    """A one-line DatabaseError for an SQLite error: what happened, and what to do."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    text = str(exc)
+    if _busy(exc):
+        return DatabaseError(
+            f"{path}: another process (an import? a dispatch?) has held the database's "
+            f"write lock for {waited:.0f} s: nothing was changed by this step; run the same "
+            "command again when it has finished"
+        )
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return DatabaseError(
+            f"{path}: the disk is full: nothing was changed by this step; free some space, "
+            "then run the same command again"
+        )
+    if code == sqlite3.SQLITE_READONLY or "readonly" in text or "read-only" in text:
+        return DatabaseError(
+            f"{path}: the database is read-only (the file, its folder or the disk): nothing "
+            "was changed; make them writable for this user, then run the same command again"
+        )
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return DatabaseError(
+            f"{path}: cannot open the subscriber database (check that the file and its "
+            "folder exist and are readable and writable for this user)"
+        )
+    if code == sqlite3.SQLITE_IOERR:
+        return DatabaseError(
+            f"{path}: the disk refused a write ({text}; is it full or read-only?): nothing "
+            "was changed by this step; fix it, then run the same command again"
+        )
+    if opening:
+        return DatabaseError(f"{path}: cannot open the subscriber database: {text}")
+    return DatabaseError(f"{path}: database error: {text}")
 
 
 def lookup_key(who: str) -> str:
