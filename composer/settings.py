@@ -463,6 +463,9 @@ class _Tree:
         self.value, self.line, self.key_lines = value, line, key_lines or {}
 
 
+_UNREADABLE = object()  # a value whose problem is already reported
+
+
 class _TooBig(Exception):
     pass
 
@@ -517,10 +520,11 @@ class _NodeConverter:
         try:
             value = self.constructor.construct_object(node)
         except yaml.YAMLError:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             self.problems.append(
-                Problem(where or "settings", f"unsupported YAML tag {node.tag}", line, self.file)
+                Problem(where or "settings", f"unsupported YAML tag {tag}", line, self.file)
             )
-            value = None
+            value = _UNREADABLE
         return _Tree(value, line)
 
 
@@ -553,9 +557,12 @@ class _Reader:
                 name, f"expected a mapping of {name} settings, got {_shown(tree.value)}", key_line
             )
             present = False
+            wrong = True  # reported once: its options are not "missing" on top
+        else:
+            wrong = tree is not None and tree.value is _UNREADABLE
         entries: dict[str, _Tree] = tree.value if present else {}
         key_lines = tree.key_lines if present else {}
-        must = (
+        must = not wrong and (
             present
             or used
             or (name not in OPTIONAL_BLOCKS and name.split(".")[0] not in OPTIONAL_BLOCKS)
@@ -568,6 +575,9 @@ class _Reader:
             known.append(option.name)
             sub = entries.get(option.name)
             line = key_lines.get(option.name)
+            if sub is not None and sub.value is _UNREADABLE:  # already reported
+                values[option.name] = None if option.default is REQUIRED else option.default
+                continue
             if sub is None or sub.value is None or sub.value == "":
                 if option.required and must:
                     place = (
@@ -612,6 +622,8 @@ class _Reader:
                 raise Invalid(f"at most {kind.max_items} allowed, got {len(items)}")
             out = []
             for item in items:
+                if item.value is _UNREADABLE:
+                    continue
                 try:
                     if isinstance(item.value, (list, dict)):
                         raise Invalid(f"expected one value per item, got {_shown(item.value)}")
@@ -628,6 +640,8 @@ class _Reader:
                 raise Invalid(f"at most {kind.max_items} entries, got {len(tree.value)}")
             read = {}
             for name, sub in tree.value.items():
+                if sub.value is _UNREADABLE:
+                    continue
                 try:
                     if isinstance(sub.value, (list, dict)):
                         raise Invalid(f"expected one value, got {_shown(sub.value)}")

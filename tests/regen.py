@@ -46,7 +46,7 @@ def rendered_seeds() -> list[Path]:
 
 
 # Modules holding further regenerators; importing one registers its functions.
-MODULES = ("tests.regen_check", "tests.regen_events")
+MODULES = ("tests.regen_check", "tests.regen_events", "tests.regen_settings")
 
 
 def main() -> int:
