@@ -17,6 +17,12 @@ Why a filled value can never be split or mangled:
 
 SendGrid renders the body itself: `sendgrid_bodies()` gives the same rendering with
 SendGrid substitution tags in the slots, and the per-recipient values for them.
+
+Only the template's own slots are ever filled: `render()` escapes the placeholder where an
+issue's text holds it (composer/render/slots.py), and the SendGrid form escapes the tags
+SendGrid would substitute (ours, and its `<%asm_...%>` unsubscribe tags) where the text
+holds them, in the subject too. A test send signs the test token for every recipient, a
+subscriber included: a test never carries anyone's real unsubscribe link.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from composer.errors import ComposerError, SettingsError
 from composer.render import UNSUBSCRIBE_PLACEHOLDER
+from composer.render.slots import Reserved, fill, unescape_text
 
 if TYPE_CHECKING:
     from composer.subscribers.store import Recipient
@@ -48,6 +55,15 @@ TO, MESSAGE_ID, LIST_UNSUBSCRIBE, UNSUB_TEXT, UNSUB_HTML = (
 SENDGRID_TAGS = {UNSUB_TEXT: "-unsubscribe_url-", UNSUB_HTML: "-unsubscribe_url_html-"}
 TEST_PREFIX = "[TEST] "
 TEST_TOKEN = "send-test"  # the unsubscribe token of a test recipient
+# The unsubscribe token of the sample reader `build` writes email.html/.txt/.eml for: no
+# subscriber has it, and build signs it with the development key.
+SAMPLE_TOKEN = "sample"
+# What SendGrid substitutes in a body or subject, escaped where an issue's text holds it.
+_SENDGRID_RESERVED = (
+    Reserved("-", SENDGRID_TAGS[UNSUB_HTML][1:-1], "-"),
+    Reserved("-", SENDGRID_TAGS[UNSUB_TEXT][1:-1], "-"),
+    Reserved("<", "%", ""),  # <%asm_group_unsubscribe_raw_url%> and the other ASM tags
+)
 
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+$")
 _SIMPLE_NAME = re.compile(r"^[A-Za-z0-9 '_-]{1,40}$")  # an RFC 5322 phrase as it is
@@ -65,6 +81,13 @@ def outside_recipient(address: str, name: str = "") -> Recipient:
     from composer.subscribers.store import Recipient
 
     return Recipient(0, address, name, TEST_TOKEN)
+
+
+def sample_recipient(address: str, name: str = "") -> Recipient:
+    """The sample reader of `build`: id 0, the sample token."""
+    from composer.subscribers.store import Recipient
+
+    return Recipient(0, address, name, SAMPLE_TOKEN)
 
 
 def clean_header_text(value: str) -> str:
@@ -229,13 +252,27 @@ class MessageTemplate:
         }
 
     def unsubscribe_url(self, recipient) -> str:
-        return f"{self.unsubscribe_base}?token={self.signer.sign(recipient.token)}"
+        return f"{self.unsubscribe_base}?token={self.signer.sign(self._token(recipient))}"
 
     def list_unsubscribe(self, recipient, url: str | None = None) -> str:
         """RFC 2369: the https link (RFC 8058 one-click) and a mailto carrying the token."""
         url = url or self.unsubscribe_url(recipient)
-        token = self.signer.sign(recipient.token)
+        token = self.signer.sign(self._token(recipient))
         return f"<{url}>, <mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{token}>"
+
+    def _token(self, recipient) -> str:
+        """The token a recipient's links carry: the test token in a test send, whoever
+        the recipient is (a subscriber's own link would unsubscribe them)."""
+        return TEST_TOKEN if self.test else recipient.token
+
+    def bodies(self, recipient) -> tuple[str, str]:
+        """(text, html) as `recipient` reads them: the unsubscribe link filled in, an
+        issue's own placeholder text shown as written (build's sample files)."""
+        url = self.unsubscribe_url(recipient)
+        return (
+            fill(self.text, url, html=False),
+            fill(self.html, html_lib.escape(url, quote=True), html=True),
+        )
 
     def message_id(self, recipient) -> str:
         return f"<{self.issue_slug}.{recipient.id}.{secrets.token_hex(8)}@{self.domain}>"
@@ -243,11 +280,22 @@ class MessageTemplate:
     # -- the SendGrid form ---------------------------------------------------------------
 
     def sendgrid_bodies(self) -> tuple[str, str]:
-        """(text, html) with SendGrid substitution tags where the unsubscribe link goes."""
-        return (
-            self.text.replace(UNSUBSCRIBE_PLACEHOLDER, SENDGRID_TAGS[UNSUB_TEXT]),
-            self.html.replace(UNSUBSCRIBE_PLACEHOLDER, SENDGRID_TAGS[UNSUB_HTML]),
+        """(text, html) with SendGrid substitution tags where the unsubscribe link goes,
+        and nowhere else: tags in an issue's own text are escaped (text: a word joiner;
+        HTML: a character reference), so SendGrid leaves them as the editor wrote them."""
+        text = SENDGRID_TAGS[UNSUB_TEXT].join(
+            _sendgrid_text(unescape_text(segment))
+            for segment in self.text.split(UNSUBSCRIBE_PLACEHOLDER)
         )
+        html = SENDGRID_TAGS[UNSUB_HTML].join(
+            _sendgrid_html(segment) for segment in self.html.split(UNSUBSCRIBE_PLACEHOLDER)
+        )
+        return text, html
+
+    @property
+    def sendgrid_subject(self) -> str:
+        """The subject for SendGrid, which substitutes tags in subjects too."""
+        return _sendgrid_text(self.subject)
 
     def sendgrid_substitutions(self, recipient) -> dict[str, str]:
         url = self.unsubscribe_url(recipient)
@@ -346,7 +394,11 @@ def _fold(field: str, words: list[str]) -> bytes:
     between encoded words readers ignore it (RFC 2047 section 6.2)."""
     lines, current = [], f"{field}:"
     for word in words:
-        if len(current) + 1 + len(word) > 78 and current != f"{field}:":
+        # The first word may move to a continuation line only when it is an encoded word
+        # (never a plain word: "Subject:" alone would read back as a leading space).
+        if len(current) + 1 + len(word) > 78 and (
+            current != f"{field}:" or word.startswith("=?")
+        ):
             lines.append(current)
             current = ""
         current += " " + word
@@ -422,10 +474,25 @@ def qp_encode(text: str) -> str:
     return "\r\n".join(out)
 
 
+def _sendgrid_text(text: str) -> str:
+    for reserved in _SENDGRID_RESERVED:
+        text = reserved.escape_text(text)
+    return text
+
+
+def _sendgrid_html(html: str) -> str:
+    for reserved in _SENDGRID_RESERVED[:2]:  # "<%" is always "&lt;%" in our HTML
+        html = reserved.escape_html(html)
+    return html
+
+
 def _encode_body(body: str, slot: str) -> list[bytes | str]:
     """The QP-encoded body with `slot` wherever the unsubscribe placeholder was; a soft line
-    break on each side of a slot keeps every line short whatever its value."""
+    break on each side of a slot keeps every line short whatever its value. In the text
+    part, an issue's own (escaped) placeholder is shown as written."""
     segments = body.split(UNSUBSCRIBE_PLACEHOLDER)
+    if slot == UNSUB_TEXT:
+        segments = [unescape_text(segment) for segment in segments]
     parts: list[bytes | str] = []
     for i, segment in enumerate(segments):
         if i:

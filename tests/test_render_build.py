@@ -24,8 +24,19 @@ def kb(n: int) -> str:
     return f"{n / 1024:.1f} KB"
 
 
+def sample_link(settings) -> str:
+    """The sample reader's unsubscribe link: the sample token, signed with the development
+    key (no subscriber has it, and no real secret signs it)."""
+    from composer.mailing import SAMPLE_TOKEN
+    from composer.unsubscribe import DEVELOPMENT_SECRET, Signer
+
+    return Signer(DEVELOPMENT_SECRET, development=True).unsubscribe_url(settings, SAMPLE_TOKEN)
+
+
 @pytest.mark.parametrize("month", ["2024-11", "2025-05"])
-def test_build_writes_html_text_and_eml_and_prints_sizes(month, tmp_path, in_root) -> None:
+def test_build_writes_html_text_and_eml_and_prints_sizes(
+    month, tmp_path, in_root, settings
+) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["build", f"issues/{month}.rst", "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -33,8 +44,16 @@ def test_build_writes_html_text_and_eml_and_prints_sizes(month, tmp_path, in_roo
     html = (target / "email.html").read_bytes()
     text = (target / "email.txt").read_bytes()
     eml = (target / "email.eml").read_bytes()
-    assert html == (EXPECTED / month / "email.html").read_bytes()
-    assert text == (EXPECTED / month / "email.txt").read_bytes()
+    # The rendering, with a sample link where each recipient's own link goes.
+    url = sample_link(settings)
+    assert url.startswith("https://zeitgeist.covar.com/unsubscribe/?token=sample.")
+    placeholder = b"%%UNSUBSCRIBE_URL%%"
+    expected_html = (EXPECTED / month / "email.html").read_bytes()
+    expected_text = (EXPECTED / month / "email.txt").read_bytes()
+    assert placeholder in expected_html and placeholder in expected_text
+    assert html == expected_html.replace(placeholder, url.encode())  # nothing to escape in it
+    assert text == expected_text.replace(placeholder, url.encode())
+    assert f"Unsubscribe: {url}\n".encode() in text
     width = len(str(target / "email.html"))
     assert result.stdout == (
         f"{str(target / 'email.html'):<{width}}  {kb(len(html)):>8}\n"
@@ -49,6 +68,10 @@ def test_build_writes_html_text_and_eml_and_prints_sizes(month, tmp_path, in_roo
     assert "Unsubscribe: https://zeitgeist.covar.com/unsubscribe/?token=" in plain.get_content()
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "%%UNSUBSCRIBE_URL%%" not in rich.get_content()
+    # The same sample reader in all three files.
+    assert plain.get_content().replace("\r\n", "\n").encode() == text
+    assert rich.get_content().replace("\r\n", "\n").encode() == html
+    assert message["List-Unsubscribe"].strip().startswith(f"<{url}>")
 
 
 def test_build_defaults_to_build_dir(tmp_path, monkeypatch) -> None:

@@ -131,12 +131,23 @@ def test_default_recipients_and_subscribers_own_links(home) -> None:
     assert msg["To"] == "The Editors <editors@covar.com>"
     with open_store(home / "subs.db") as store:
         assert store.history("editors@covar.com") == before
-    # The link in the test is the subscriber's own: applying it unsubscribes them.
-    result = run("subscribers", "unsubscribe", "--token", unsubscribe_url(msg))
-    assert (result.exit_code, result.stdout) == (0, "editors@covar.com: active -> unsubscribed\n")
+    # A test carries the test token, even to a subscriber's own address (issue 13 item 9):
+    # clicking the link in a test unsubscribes nobody.
     token = unsubscribe_url(msg).split("token=")[1]
-    result = run("subscribers", "unsubscribe", "--token", token)
-    assert result.stdout.startswith("editors@covar.com was already unsubscribed (since ")
+    assert token.startswith("send-test.")
+    assert f"?token={token}" in msg.get_body(("plain",)).get_content()
+    assert f"subject=unsubscribe%20{token}>" in msg["List-Unsubscribe"]
+    with open_store(home / "subs.db") as store:
+        real = store.get("editors@covar.com").token
+    assert real not in msg.as_string()
+    result = run("subscribers", "unsubscribe", "--token", unsubscribe_url(msg))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: no subscriber in subs.db has this unsubscribe token (deleted, or a test "
+        "send's link)\n".replace("subs.db", str(home / "subs.db"))
+    )
+    with open_store(home / "subs.db") as store:
+        assert store.get("editors@covar.com").status == "active"
 
 
 def test_bad_tokens(home) -> None:

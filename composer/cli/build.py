@@ -36,7 +36,7 @@ def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
       newsletter build issues/2025-05.rst -o /tmp/out
     """
     from composer.errors import IssueHasErrors
-    from composer.mailing import MessageTemplate, outside_recipient
+    from composer.mailing import MessageTemplate, sample_recipient
     from composer.render.size import kb
     from composer.render.stage import check_and_render
     from composer.unsubscribe import DEVELOPMENT_SECRET, Signer
@@ -54,10 +54,12 @@ def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
     template = MessageTemplate.build(
         rendered, settings, staged.issue, signer=Signer(DEVELOPMENT_SECRET, development=True)
     )
-    eml = template.for_recipient(outside_recipient(SAMPLE_RECIPIENT))
+    sample = sample_recipient(SAMPLE_RECIPIENT)
+    eml = template.for_recipient(sample)
+    text, html = template.bodies(sample)  # the sample's unsubscribe link filled in
     files = [
-        (target / "email.html", rendered.html.encode("utf-8")),
-        (target / "email.txt", rendered.text.encode("utf-8")),
+        (target / "email.html", html.encode("utf-8")),
+        (target / "email.txt", text.encode("utf-8")),
         (target / "email.eml", eml),
     ]
     for file, data in files:

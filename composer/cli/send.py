@@ -22,11 +22,13 @@ from composer.cli.common import EXISTING_FILE, shown
 @click.pass_context
 def send_test(ctx: click.Context, path: Path, to: str | None) -> None:
     """Send a test copy of an issue: exactly the message of the real mailing (same
-    rendering, headers, unsubscribe link), with the subject prefixed [TEST], through the
-    backend of newsletter.yaml (delivery.backend; the outbox by default).
+    rendering and headers), with the subject prefixed [TEST], through the backend of
+    newsletter.yaml (delivery.backend; the outbox by default).
 
-    Refuses an issue that `newsletter check` finds errors in, printing them. Records no
-    delivery: the real mailing is not affected. Exit status 1 if any address failed.
+    Its unsubscribe link carries a test token, even at a subscriber's own address: a test
+    never unsubscribes anyone. Refuses an issue that `newsletter check` finds errors in,
+    printing them. Records no delivery: the real mailing is not affected. Exit status 1
+    if any address failed.
 
     \b
     Examples:
@@ -52,14 +54,17 @@ def send_test(ctx: click.Context, path: Path, to: str | None) -> None:
     template = MessageTemplate.build(staged.rendered, settings, staged.issue, test=True)
     recipients = _recipients(settings, addresses)
     failed = 0
-    # A test reports at once: no waiting minutes to retry a temporary failure.
-    with sender_for(settings, retry_delays=()) as sender:
+    # A test reports at once: each address tried once, no waiting minutes for a retry.
+    with sender_for(settings) as sender:
         n = len(recipients)
         addresses_text = f"{n} address" if n == 1 else f"{n} addresses"
         click.echo(f'{path}: "{template.subject}" via {sender.name} to {addresses_text}')
-        for result in sender.send(template, recipients):
-            failed += not result.sent
-            click.echo(f"  {_describe(result)}")
+        for start in range(0, n, sender.batch_size):
+            for result in sender.send_batch(
+                template, recipients[start : start + sender.batch_size]
+            ):
+                failed += not result.sent
+                click.echo(f"  {_describe(result)}")
     if failed:
         ctx.exit(1)
 
@@ -84,20 +89,21 @@ def _addresses(value: str) -> list[str]:
 
 
 def _recipients(settings, addresses: list[str]) -> list:
-    """Subscribers get their own record (their real unsubscribe link, as in the mailing);
-    anyone else a test recipient. The database is only read, and only if it exists."""
+    """Test recipients, each with the test token: a subscriber keeps their name, never
+    their real unsubscribe link (a test forwarded or clicked must not unsubscribe them).
+    The database is only read, and only if it exists."""
     from composer.mailing import outside_recipient
 
-    found = {}
+    names = {}
     if Path(settings.subscribers_database).is_file():
-        from composer.subscribers import Recipient, open_store
+        from composer.subscribers import open_store
 
         with open_store(settings.subscribers_database, settings.default_list) as store:
             for address in addresses:
                 sub = store.get(address)
                 if sub is not None:
-                    found[address] = Recipient(sub.id, sub.email, sub.name, sub.token)
-    return [found.get(a) or outside_recipient(a) for a in addresses]
+                    names[address] = sub.name
+    return [outside_recipient(a, names.get(a, "")) for a in addresses]
 
 
 def _describe(result) -> str:

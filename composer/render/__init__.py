@@ -18,12 +18,13 @@ from pathlib import Path
 from composer.model import Issue, Section
 from composer.months import month_name
 from composer.render import theme
+from composer.render.slots import UNSUBSCRIBE_PLACEHOLDER, new_marker, place_html, place_text
 from composer.render.text import FILTERS, safe_url, tidy_text
 
-# The per-recipient unsubscribe link, in both bodies, filled by the sender. Only ASCII
-# letters, underscores and percent signs: quoted-printable leaves it as it is, it has no
-# place to fold a header at, and nothing in an issue can produce it by accident.
-UNSUBSCRIBE_PLACEHOLDER = "%%UNSUBSCRIBE_URL%%"
+# UNSUBSCRIBE_PLACEHOLDER: the per-recipient unsubscribe link, in both bodies, filled by
+# the sender. Only ASCII letters, underscores and percent signs: quoted-printable leaves it
+# as it is and it has no place to fold a header at. The same text written in an issue is
+# escaped (composer/render/slots.py): only the template's own positions are ever filled.
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
 PREHEADER_MIN, PREHEADER_MAX = 40, 90
@@ -50,26 +51,29 @@ class Rendered:
 def render(issue: Issue, settings) -> Rendered:
     from composer.render.mjml import mjml_to_html
 
-    context = _context(issue, settings)
+    marker = new_marker()  # the template's unsubscribe positions, until the end
+    context = _context(issue, settings, marker)
     env = _environment(_templates_dir(settings))
     source = env.get_template("email.mjml.j2").render(context)
     text = tidy_text(env.get_template("email.txt.j2").render(context))
     return Rendered(
-        html=mjml_to_html(source),
-        text=text,
+        html=place_html(mjml_to_html(source), marker),
+        text=place_text(text, marker),
         subject=context["subject"],
         preheader=context["preheader"],
-        mjml=source,
+        mjml=place_html(source, marker),
     )
 
 
 def render_mjml(issue: Issue, settings) -> str:
     """Only the MJML stage (for the benchmark and the official renderer's validation)."""
-    return (
+    marker = new_marker()
+    source = (
         _environment(_templates_dir(settings))
         .get_template("email.mjml.j2")
-        .render(_context(issue, settings))
+        .render(_context(issue, settings, marker))
     )
+    return place_html(source, marker)
 
 
 def subject_of(issue: Issue, settings) -> str:
@@ -124,7 +128,7 @@ def _sections(issue: Issue) -> list[SectionView]:
     return views
 
 
-def _context(issue: Issue, settings) -> dict:
+def _context(issue: Issue, settings, unsubscribe_marker: str) -> dict:
     month = month_name(issue.month) if issue.month else ""
     return {
         "issue": issue,
@@ -134,7 +138,7 @@ def _context(issue: Issue, settings) -> dict:
         "preheader": preheader_of(issue),
         "month": month,
         "view_url": settings.issue_url(issue.month) if issue.month else settings.archive_base_url,
-        "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+        "unsubscribe_url": unsubscribe_marker,
         "footer_reason": footer_reason(settings),
         "publisher_links": [
             link

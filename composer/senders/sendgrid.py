@@ -226,7 +226,7 @@ class SendGridSender(Sender):
         body: dict = {
             "personalizations": [self._personalization(template, r) for r in batch],
             "from": _mailbox(template.from_address, template.from_name),
-            "subject": template.subject,
+            "subject": template.sendgrid_subject,  # tags in the title escaped
             "content": [
                 {"type": "text/plain", "value": text},
                 {"type": "text/html", "value": html},
