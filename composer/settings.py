@@ -315,7 +315,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("reply_to", Email(), None, "Where replies go (one address); default sender.address."),
     Option("postal_address", Text(500), REQUIRED, "The postal address in every footer."),
     Option("archive.base_url", Url(), REQUIRED, "Where the web archive is published."),
-    Option("archive.subscribe_url", Url(), None, "The sign-up page; default archive.base_url."),
+    Option("archive.subscribe_url", Url(), None,
+           "The sign-up page; default the list service's /subscribe/ (service.base_url)."),
     Option("issues_dir", FilePath(), "issues", "The folder of issue files."),
     Option("subscribers.database", Database(), _DEFAULT_DATABASE,
            "SQLite file or postgresql:// URL without password; NEWSLETTER_DATABASE wins."),
@@ -866,7 +867,9 @@ def _settings(blocks: dict[str, Block], database: DatabaseLocation, path: Path) 
         reply_to=top.reply_to or top.sender.address,
         postal_address=top.postal_address,
         archive_base_url=top.archive.base_url,
-        subscribe_url=top.archive.subscribe_url or top.archive.base_url,
+        # The sign-up form is the list service's (`newsletter serve`) /subscribe/ page.
+        subscribe_url=top.archive.subscribe_url
+        or f"{(top.service.base_url or top.archive.base_url).rstrip('/')}/subscribe/",
         issues_dir=root / top.issues_dir,
         database=database,
         default_list=top.subscribers.default_list,
