@@ -82,6 +82,7 @@ _COMMANDS = (
     "composer.cli.dispatch:status",
     "composer.cli.archive:archive",
     "composer.cli.subscribers:subscribers",
+    "composer.cli.serve:serve",
 )
 
 
