@@ -17,11 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask, g, render_template, request
-from jinja2 import ChoiceLoader, FileSystemLoader
-from werkzeug.exceptions import HTTPException
-from werkzeug.middleware.proxy_fix import ProxyFix
-
 from composer.service.config import ServiceSettings
 from composer.service.security import Csrf, RateLimiter, set_headers
 
@@ -47,6 +42,8 @@ class Service:
 
     def store(self):
         """This request's store (opened on first use, closed in teardown)."""
+        from flask import g
+
         if "store" not in g:
             g.store = self.store_factory()
         return g.store
@@ -60,10 +57,16 @@ def create_app(
     signer=None,
     sender_factory: Callable[[], object] | None = None,
     clock: Callable[[], float] = time.time,
-) -> Flask:
+):
     """The list service for `settings`. `store_factory()` opens a SubscriberStore (default:
     the settings' database); `sender_factory()` the sender of confirmation emails
     (default: delivery.backend)."""
+    # Imported here: `composer.service.config` (read by `newsletter dispatch`) stays cheap.
+    from flask import Flask, g, request
+    from jinja2 import ChoiceLoader, FileSystemLoader
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
     from composer.service import health, subscribe, unsubscribe, webhooks
     from composer.unsubscribe import Signer
 
@@ -141,6 +144,8 @@ _MESSAGES = {
 
 def plain_error(status: int, title: str, message: str, headers: dict | None = None):
     """A plain page for an error: no layout, no form, nothing changed."""
+    from flask import render_template
+
     body = render_template("error.html.j2", title=title, message=message)
     return body, status, headers or {}
 
@@ -166,7 +171,7 @@ def _trusted_hosts(public_host: str) -> list[str]:
     return hosts
 
 
-def _assets(app: Flask) -> None:
+def _assets(app) -> None:
     from flask import abort, send_file
 
     files = {

@@ -48,12 +48,11 @@ class ServiceSettings:
             found = cls()
         else:
             names = {f.name for f in fields(cls)}
-            values = (
-                {k: v for k, v in block.items() if k in names}
-                if isinstance(block, dict)
-                else {n: getattr(block, n) for n in names if hasattr(block, n)}
-            )
-            found = cls(**values)
+            # None: not written (settings.py's table leaves the defaults to this class).
+            values = {n: getattr(block, n, None) for n in names}
+            if isinstance(block, dict):
+                values = {n: block.get(n) for n in names}
+            found = cls(**{k: v for k, v in values.items() if v is not None})
         return found
 
     def public_base(self, settings) -> str:
