@@ -335,6 +335,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("smtp.local_hostname", Text(255), None, "The name sent in EHLO."),
     Option("smtp.envelope_from", Email(), None, "The envelope sender; default sender.address."),
     Option("smtp.retry_delays", _SECONDS, None, "Seconds between retries of a temporary failure."),
+    Option("smtp.verp", Bool(), False,
+           "Envelope sender bounces+ID-MAC@domain per recipient: a bounce names its subscriber."),
     # sendgrid: used when delivery.backend is sendgrid (key: SENDGRID_API_KEY)
     Option("sendgrid.unsubscribe_group", Int(1, 2**31 - 1), None, "The unsubscribe group id."),
     Option("sendgrid.categories", _TEXTS, (), "Categories for SendGrid's statistics."),
@@ -344,6 +346,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("sendgrid.max_attempts", Int(1, 20), 6, "Tries of one request (429, 5xx, network)."),
     Option("sendgrid.max_rate_limit_wait", Number(0, 3600), 300.0, "Longest 429 wait, seconds."),
     Option("sendgrid.base_url", Url(), None, "The API's address (a test server)."),
+    Option("sendgrid.webhook_public_key", Text(400), None,
+           "The Event Webhook's verification key (base64, from SendGrid's Mail Settings)."),
     # preflight: what `newsletter preflight` and the start of `dispatch` check
     Option("preflight.dkim_selectors", ListOf(Text(63), 20, lone_item_ok=True), (),
            "DKIM selectors under the sender domain (default for SendGrid: s1, s2)."),
@@ -389,6 +393,19 @@ OPTIONS: tuple[Option, ...] = (
            "`inbound` in `serve` (with an inbound: block; 0: never); default 15."),
     Option("service.stale_after_hours", Number(0, 8760), None,
            "`dispatch` refuses when a configured sync is older (--yes-stale); default 24."),
+    # inbound: the return-path mailbox `newsletter inbound` reads (composer/inbound)
+    Option("inbound.maildir", FilePath(), None, "A Maildir the return path is delivered to."),
+    Option("inbound.mbox", FilePath(), None, "An mbox file the return path is delivered to."),
+    Option("inbound.imap.host", Text(255), None,
+           "IMAP server (TLS) of the return-path mailbox; login IMAP_USERNAME, IMAP_PASSWORD."),
+    Option("inbound.imap.port", Int(1, 65535), 993, "Its port (implicit TLS)."),
+    Option("inbound.imap.folder", Text(255), "INBOX", "The folder bounces arrive in."),
+    Option("inbound.imap.ca_file", FilePath(), None, "A CA bundle to trust (a private server)."),
+    Option("inbound.imap.timeout", Number(1, 600), 30.0, "Seconds to wait for the server."),
+    Option("inbound.processed_folder", Text(255), "Processed",
+           "Where handled messages are moved (unrecognized ones stay where they are)."),
+    Option("inbound.soft_bounce_limit", Int(1, 100), 3,
+           "Mailings in a row that soft-bounce before a subscriber counts as bounced."),
 )
 # fmt: on
 
