@@ -39,6 +39,7 @@ def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
     from composer.mailing import MessageTemplate, sample_recipient
     from composer.render.size import kb
     from composer.render.stage import check_and_render
+    from composer.safefiles import write_file
     from composer.unsubscribe import DEVELOPMENT_SECRET, Signer
 
     settings = ctx.obj.settings
@@ -49,7 +50,6 @@ def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
         click.echo(str(diagnostic), err=True)
     rendered = staged.rendered
     target = out_dir / staged.issue.slug
-    target.mkdir(parents=True, exist_ok=True)
     # Exactly what the mailing sends, for a sample reader (a sample token, not a real one).
     template = MessageTemplate.build(
         rendered, settings, staged.issue, signer=Signer(DEVELOPMENT_SECRET, development=True)
@@ -62,8 +62,8 @@ def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
         (target / "email.txt", text.encode("utf-8")),
         (target / "email.eml", eml),
     ]
-    for file, data in files:
-        file.write_bytes(data)
+    for file, data in files:  # never through a link planted in the output folder
+        write_file(out_dir, f"{staged.issue.slug}/{file.name}", data)
     width = max(len(str(file)) for file, _ in files)
     for file, data in files:
         click.echo(f"{str(file):<{width}}  {kb(len(data)):>8}")
