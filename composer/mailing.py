@@ -362,7 +362,10 @@ def unstructured_header(field: str, value: str) -> bytes:
     if _plain_header_text(value) and all(len(w) <= 76 - len(field) for w in value.split()):
         words = value.split(" ")
     else:
-        words = _encoded_words(value)
+        # The first word shares its line with the field name: shorter, so the line stays
+        # within 78 characters ("Subject:" alone would read back with a leading space).
+        first = (78 - len(field) - 2 - len("=?utf-8?b??=")) // 4 * 3
+        words = _encoded_words(value, first=first)
     return _fold(field, words)
 
 
@@ -394,11 +397,7 @@ def _fold(field: str, words: list[str]) -> bytes:
     between encoded words readers ignore it (RFC 2047 section 6.2)."""
     lines, current = [], f"{field}:"
     for word in words:
-        # The first word may move to a continuation line only when it is an encoded word
-        # (never a plain word: "Subject:" alone would read back as a leading space).
-        if len(current) + 1 + len(word) > 78 and (
-            current != f"{field}:" or word.startswith("=?")
-        ):
+        if len(current) + 1 + len(word) > 78 and current != f"{field}:":
             lines.append(current)
             current = ""
         current += " " + word
@@ -423,13 +422,14 @@ def checked_address(address: str) -> str:
     return address
 
 
-def _encoded_words(text: str, limit: int = 45) -> list[str]:
-    """RFC 2047 base64 encoded words of at most 75 characters, split between characters."""
+def _encoded_words(text: str, limit: int = 45, first: int | None = None) -> list[str]:
+    """RFC 2047 base64 encoded words of at most 75 characters, split between characters;
+    the first holds at most `first` bytes of text when given."""
     import base64
 
     words, chunk = [], ""
     for char in text:
-        if len((chunk + char).encode("utf-8")) > limit:
+        if len((chunk + char).encode("utf-8")) > (limit if words or first is None else first):
             # Split after a space when there is one: readers that wrongly turn the folding
             # between two encoded words into a space (Python's own parser) then show an
             # extra space, not one inside a word.
