@@ -83,6 +83,7 @@ _COMMANDS = (
     "composer.cli.archive:archive",
     "composer.cli.subscribers:subscribers",
     "composer.cli.serve:serve",
+    "composer.cli.inbound:inbound",
 )
 
 
