@@ -27,8 +27,8 @@ NEWSLETTER = Path(sys.executable).parent / "newsletter"
 class ServiceProcess:
     """`newsletter serve` in a child process; its log collected in a file."""
 
-    def __init__(self, home: Path, env: dict | None = None) -> None:
-        self.home, self.port = home, free_port()
+    def __init__(self, home: Path, env: dict | None = None, port: int | None = None) -> None:
+        self.home, self.port = home, port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = home / "serve.log"
         environment = dict(os.environ, NEWSLETTER_SECRET=SECRET, **(env or {}))
