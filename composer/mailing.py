@@ -108,7 +108,7 @@ class MessageTemplate:
     from_name: str
     from_address: str
     reply_to: str
-    list_id: str  # the List-Id header's value
+    list_id: str  # the List-Id header's value, encoded (ASCII) as it travels
     issue_slug: str
     domain: str
     text: str = field(repr=False)  # bodies with UNSUBSCRIBE_PLACEHOLDER still in them
@@ -161,8 +161,10 @@ class MessageTemplate:
         subject = clean_header_text(f"{subject_prefix}{rendered.subject}")
         from_name = clean_header_text(settings.sender_name)
         reply_to = clean_header_text(settings.reply_to or "")
-        list_id = clean_header_text(list_id)
-        list_id_value = f"{clean_header_text(settings.name)} <{list_id}>"
+        list_id_line = list_id_header(settings.name, list_id)
+        # As SendGrid's custom header gets it: one line, encoded words where needed.
+        list_id_value = list_id_line.decode("ascii")[len("List-Id: ") :].strip()
+        list_id_value = list_id_value.replace("\r\n ", " ")
         date = date or formatdate(localtime=True)
         # Random unless given: an archived copy fixes it so rebuilds are byte-identical.
         boundary = boundary or f"==composer-{secrets.token_hex(12)}=="
@@ -176,7 +178,7 @@ class MessageTemplate:
             unstructured_header("Subject", subject),
             unstructured_header("Date", clean_header_text(date)),
             MESSAGE_ID,
-            list_id_header(settings.name, list_id),
+            list_id_line,
             LIST_UNSUBSCRIBE,
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
             b"MIME-Version: 1.0\r\n"

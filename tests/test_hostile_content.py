@@ -110,6 +110,9 @@ def test_encoded_words_in_subject_names_and_list_name_reach_the_reader_as_text(
     assert rfc2047(raw_header(raw, "List-Id")) == f"{hostile} <zeitgeist.covar.com>"
     assert msg["Reply-To"] == "research@covar.com"
     assert msg["From"].addresses[0].addr_spec == "zeitgeist@covar.com"
+    # SendGrid's custom List-Id header gets the same encoded, one-line value.
+    assert template.list_id.isascii() and "\n" not in template.list_id
+    assert rfc2047(template.list_id) == f"{hostile} <zeitgeist.covar.com>"
     # The archive's and build's sample copy go through for_address: the same headers.
     sample = template.for_address(
         "subscriber@example.com", message_id="<a@covar.com>", unsubscribe_url="https://x.example/"
