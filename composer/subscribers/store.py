@@ -664,6 +664,11 @@ class SubscriberStore:
                 (forgotten_hash(key[0]), self.clock()),
             )
             db.execute("UPDATE deliveries SET email = '' WHERE subscriber_id = ?", (sub.id,))
+            # Events that came back for the address without naming the subscriber.
+            db.execute(
+                "DELETE FROM delivery_events WHERE subscriber_id = ? OR lower(address) = ?",
+                (sub.id, key[0]),
+            )
             db.execute("DELETE FROM subscribers WHERE id = ?", (sub.id,))
         return sub
 
