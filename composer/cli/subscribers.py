@@ -332,3 +332,86 @@ def sync_suppressions(ctx: click.Context):
         reports = sync(ctx.obj.settings, store)
     for report in reports:
         click.echo(report.line())
+
+
+@subscribers.command()
+@click.argument("email")
+@click.pass_context
+def show(ctx: click.Context, email: str):
+    """Everything recorded about EMAIL: status and lists, consent (when, which form and
+    wording, from where), every status change, every dispatch, every bounce or complaint.
+    What to send someone who asks what you hold about them (GDPR Art. 15), and the proof
+    of their consent (Art. 7).
+
+    \b
+    Example:
+      newsletter subscribers show ann@example.com
+    """
+    with _open(ctx) as store:
+        sub = store.require(email)
+        consents = store.consents(sub.id)
+        history = store.history(sub.id)
+        deliveries = store.deliveries_of(sub.id)
+        events = store.delivery_events(sub.id) if hasattr(store, "delivery_events") else []
+    for line in subscriber_report(sub, consents, history, deliveries, events):
+        click.echo(line)
+
+
+def subscriber_report(sub, consents, history, deliveries, events) -> list[str]:
+    lines = [
+        f"{sub.email}" + (f" ({sub.name})" if sub.name else ""),
+        f"  status:  {sub.status} since {sub.status_at} ({sub.status_how})",
+        f"  lists:   {', '.join(sub.lists) or '-'}",
+        f"  created: {sub.created_at}" + (f" ({sub.source})" if sub.source else ""),
+        "consent:" if consents else "consent: none recorded (added by import or the CLI)",
+    ]
+    for c in consents:
+        asked = ", ".join(x for x in (c.request_ip, c.request_user_agent) if x)
+        lines.append(f"  {c.requested_at}  asked via {c.form}, list {c.list_name}"
+                     + (f" [{asked}]" if asked else ""))
+        lines.append(f"    wording (version {c.version}): {c.wording}")
+        if c.confirmed_at:
+            confirmed = ", ".join(x for x in (c.confirm_ip, c.confirm_user_agent) if x)
+            lines.append(f"  {c.confirmed_at}  confirmed" + (f" [{confirmed}]" if confirmed else ""))
+        else:
+            lines.append("    not confirmed")
+    lines.append("status changes:")
+    for e in history:
+        lines.append(f"  {e.at}  {e.status:<12} {e.how}" + (f" ({e.source})" if e.source else ""))
+    lines.append("dispatches:" if deliveries else "dispatches: none")
+    for d in deliveries:
+        tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+        lines.append(f"  {d.updated_at}  {d.issue} to {d.list_name} by {d.backend}: {d.status}"
+                     f" ({tries})" + (f": {d.reason}" if d.reason else ""))
+    if events:
+        lines.append("delivery events:")
+        for ev in events:
+            lines.append(f"  {ev.occurred_at}  {ev.kind} from {ev.source}"
+                         + (f" ({ev.mailing})" if ev.mailing else "")
+                         + (f": {ev.reason}" if ev.reason else "")
+                         + (f" -> {ev.effect}" if ev.effect else ""))
+    return lines
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def forget(ctx: click.Context, email: str, yes: bool):
+    """Erase EMAIL (an erasure request, GDPR Art. 17): their record, name, consent,
+    history, and the address in delivery records and delivery events. Only a one-way hash
+    of the address stays, so that no later import adds them back. Signing up again
+    through the form, and confirming, is their only way back.
+
+    \b
+    Example:
+      newsletter subscribers forget ann@example.com --yes
+    """
+    if not yes:
+        click.confirm(f"Erase {email} and everything recorded about them?", abort=True)
+    with _open(ctx) as store:
+        sub = store.forget(email)
+    click.echo(
+        f"erased subscriber {sub.id}: record, consent, history and the address in delivery "
+        "records; kept only a hash of the address, so no import adds it back"
+    )
