@@ -367,12 +367,16 @@ def subscriber_report(sub, consents, history, deliveries, events) -> list[str]:
     ]
     for c in consents:
         asked = ", ".join(x for x in (c.request_ip, c.request_user_agent) if x)
-        lines.append(f"  {c.requested_at}  asked via {c.form}, list {c.list_name}"
-                     + (f" [{asked}]" if asked else ""))
+        lines.append(
+            f"  {c.requested_at}  asked via {c.form}, list {c.list_name}"
+            + (f" [{asked}]" if asked else "")
+        )
         lines.append(f"    wording (version {c.version}): {c.wording}")
         if c.confirmed_at:
             confirmed = ", ".join(x for x in (c.confirm_ip, c.confirm_user_agent) if x)
-            lines.append(f"  {c.confirmed_at}  confirmed" + (f" [{confirmed}]" if confirmed else ""))
+            lines.append(
+                f"  {c.confirmed_at}  confirmed" + (f" [{confirmed}]" if confirmed else "")
+            )
         else:
             lines.append("    not confirmed")
     lines.append("status changes:")
@@ -381,15 +385,19 @@ def subscriber_report(sub, consents, history, deliveries, events) -> list[str]:
     lines.append("dispatches:" if deliveries else "dispatches: none")
     for d in deliveries:
         tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
-        lines.append(f"  {d.updated_at}  {d.issue} to {d.list_name} by {d.backend}: {d.status}"
-                     f" ({tries})" + (f": {d.reason}" if d.reason else ""))
+        lines.append(
+            f"  {d.updated_at}  {d.issue} to {d.list_name} by {d.backend}: {d.status}"
+            f" ({tries})" + (f": {d.reason}" if d.reason else "")
+        )
     if events:
         lines.append("delivery events:")
         for ev in events:
-            lines.append(f"  {ev.occurred_at}  {ev.kind} from {ev.source}"
-                         + (f" ({ev.mailing})" if ev.mailing else "")
-                         + (f": {ev.reason}" if ev.reason else "")
-                         + (f" -> {ev.effect}" if ev.effect else ""))
+            lines.append(
+                f"  {ev.occurred_at}  {ev.kind} from {ev.source}"
+                + (f" ({ev.mailing})" if ev.mailing else "")
+                + (f": {ev.reason}" if ev.reason else "")
+                + (f" -> {ev.effect}" if ev.effect else "")
+            )
     return lines
 
 
