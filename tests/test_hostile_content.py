@@ -420,3 +420,18 @@ def test_year_0000(tmp_path, monkeypatch) -> None:
     assert built.exit_code == 1 and message in built.output
     created = run(project, "new")
     assert created.output.startswith("created issues/2025-06.rst\n"), created.output
+
+
+@pytest.mark.parametrize("output", ["/dev/null", "dangling"])
+def test_build_into_something_that_is_not_a_folder(output, tmp_path, monkeypatch) -> None:
+    project = make_project(tmp_path)
+    monkeypatch.chdir(project)
+    (project / "dangling").symlink_to(project / "nowhere")
+    result = run(project, "build", "issues/2025-05.rst", "-o", output)
+    assert result.exit_code == 2
+    assert result.output.endswith(
+        f"Error: Invalid value for '-o' / '--output': {output} is not a folder: give a folder "
+        "to write the email files into\n"
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (project / "nowhere").exists()

@@ -3,6 +3,7 @@ page that follows the editor's saves)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -42,6 +43,11 @@ def build(ctx: click.Context, path: Path, out_dir: Path) -> None:
     from composer.safefiles import write_file
     from composer.unsubscribe import DEVELOPMENT_SECRET, Signer
 
+    if os.path.lexists(out_dir) and not out_dir.is_dir():  # /dev/null, a dangling link
+        raise click.BadParameter(
+            f"{out_dir} is not a folder: give a folder to write the email files into",
+            param_hint="'-o' / '--output'",
+        )
     settings = ctx.obj.settings
     staged = check_and_render(path, settings)
     if staged.errors or staged.rendered is None:
