@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from composer.subscribers.consent import forgotten_hash
 from composer.subscribers.csvimport import CsvRows, InvalidRow, ValidRow
 from composer.subscribers.errors import ImportFileError
 from composer.subscribers.parallel import checked, default_workers
@@ -40,6 +41,7 @@ class ImportReport:
     suppressed: int = 0  # skipped: previously unsubscribed, bounced or complained
     resubscribed: int = 0  # only with resubscribe=True
     duplicates: int = 0  # rows merged into an earlier row of the same file
+    forgotten: int = 0  # skipped: erased on request (`subscribers forget`), never re-added
     errors: list[InvalidRow] = field(default_factory=list)  # the first KEEP_ERRORS
     seconds: float = 0.0
 
@@ -193,6 +195,14 @@ def _merge(store: SubscriberStore, report: ImportReport, resubscribe: bool, sour
         )
     else:
         report.suppressed = db.execute(f"DELETE FROM import_rows WHERE {left}").rowcount
+    # Erased addresses left only a hash (store.forget): no import, even --resubscribe,
+    # brings them back; only their own confirmed sign-up does.
+    if db.execute("SELECT 1 FROM forgotten LIMIT 1").fetchone():
+        db.create_function("forgotten_hash", 1, forgotten_hash, deterministic=True)
+        report.forgotten = db.execute(
+            "DELETE FROM import_rows WHERE sub_id IS NULL AND "
+            "forgotten_hash(email_key) IN (SELECT email_hash FROM forgotten)"
+        ).rowcount
 
     # Existing subscribers: a new name, or joining this list, counts as an update.
     changed = (
