@@ -123,9 +123,15 @@ def test_every_entry_is_a_linked_heading_and_toc_jumps_to_sections(seed) -> None
         assert entry.url.replace("&", "&amp;") in rendered.html
         assert entry.url in hrefs
     ids = {a["id"] for t, a in tags.tags if t == "h2"}
-    toc = [h[1:] for h in hrefs if h.startswith("#")]
+    # In-email links: each highlight to its Featured entry, then the table of contents.
+    jumps = [h[1:] for h in hrefs if h.startswith("#")]
+    featured = [f"featured-{n}" for n in range(1, len(issue.highlights) + 1)]
+    assert jumps[: len(featured)] == featured
+    toc = jumps[len(featured) :]
     assert toc == [s.anchor for s in issue.sections]
     assert set(toc) == ids
+    entry_ids = [a["id"] for t, a in tags.tags if t == "h3" and "id" in a]
+    assert entry_ids == featured
 
 
 def test_seminar_dates_show_with_their_entries(nov_issue, settings) -> None:
@@ -133,7 +139,7 @@ def test_seminar_dates_show_with_their_entries(nov_issue, settings) -> None:
     assert re.search(r"<h3 class=\"date muted\"[^>]*>October 1, 2024</h3>\n<h4", rendered.html)
     assert (
         "October 1, 2024\n~~~~~~~~~~~~~~~\n\nLANGUAGE MODELS LEARN TO MISLEAD HUMANS VIA "
-        "RLHF\nhttps://arxiv.org/pdf/2409.12822\n" in rendered.text
+        "RLHF (PDF)\nhttps://arxiv.org/pdf/2409.12822\n" in rendered.text
     )
 
 
@@ -193,12 +199,16 @@ def test_text_entries_are_title_url_summary_under_underlined_sections(seed) -> N
     for section in issue.sections:
         assert f"\n{section.title}\n{'-' * len(section.title)}\n\n" in text
     lines = text.splitlines()
+    featured = next(s for s in issue.sections if s.title == "Featured").all_entries
     for entry in issue.entries:
         at = lines.index(entry.url)
         start = at
         while lines[start - 1]:  # the title's wrapped lines run back to a blank line
             start -= 1
-        assert " ".join(lines[start:at]) == " ".join(entry.title.split())
+        # "[n] " on the Featured entry highlight n points at, " (PDF)" on a link to a PDF
+        number = f"[{featured.index(entry) + 1}] " if entry in featured else ""
+        pdf = " (PDF)" if "/pdf/" in entry.url or entry.url.endswith(".pdf") else ""
+        assert " ".join(lines[start:at]) == number + " ".join(entry.title.split()) + pdf
         if entry.summary:
             first_words = " ".join(entry.summary_plain.split()[:4])
             assert lines[at + 1].startswith(first_words), entry.title

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from composer.model import Issue, Section
+from composer.model import DatedGroup, Entry, Issue, Paragraph, Section
 from composer.months import month_name
 from composer.render import theme
 from composer.render.slots import UNSUBSCRIBE_PLACEHOLDER, new_marker, place_html, place_text
 from composer.render.text import FILTERS, safe_url, tidy_text
+from composer.render.words import DEFAULT_LANGUAGE, Words, words_for
 
 # UNSUBSCRIBE_PLACEHOLDER: the per-recipient unsubscribe link, in both bodies, filled by
 # the sender. Only ASCII letters, underscores and percent signs: quoted-printable leaves it
@@ -28,6 +29,9 @@ from composer.render.text import FILTERS, safe_url, tidy_text
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
 PREHEADER_MIN, PREHEADER_MAX = 40, 90
+# The section the intro's highlights announce, one highlight per entry, in order (the
+# `highlight-count` check in validate.py warns when the counts differ).
+FEATURED_TITLE = "featured"
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def subject_of(issue: Issue, settings) -> str:
     return f"{settings.name}: {month_name(issue.month)}" if issue.month else settings.name
 
 
-def preheader_of(issue: Issue) -> str:
+def preheader_of(issue: Issue, words: Words | None = None) -> str:
     """40-90 characters from the intro; the highlights fill in when the intro is short or
     only announces them ("... Featuring:")."""
     text = " ".join(" ".join(p.plain for p in issue.intro).split())
@@ -90,7 +94,8 @@ def preheader_of(issue: Issue) -> str:
         joint = " " if not text or text[-1] in ".:!?" else ": "
         text = (text + joint + " ".join(issue.highlights[0].plain.split())).strip()
     if not text and issue.sections:
-        text = "In this issue: " + ", ".join(s.title for s in issue.sections)
+        label = (words or words_for(DEFAULT_LANGUAGE)).in_this_issue
+        text = f"{label}: " + ", ".join(s.title for s in issue.sections)
     if len(text) <= PREHEADER_MAX:
         return text
     cut = text[: PREHEADER_MAX - 1]
@@ -99,47 +104,123 @@ def preheader_of(issue: Issue) -> str:
     return cut.rstrip(" ,;:.-") + "…"
 
 
-def footer_reason(settings) -> str:
+def footer_reason(settings, words: Words | None = None) -> str:
     """Why the reader gets this email: a `footer_reason` setting if Settings grows one,
-    else a sentence built from the newsletter's name."""
+    else the language's sentence built from the newsletter's name."""
     own = getattr(settings, "footer_reason", "")
-    return own or f"You are receiving this email because you subscribed to {settings.name}."
+    return own or (words or words_for(DEFAULT_LANGUAGE)).subscribed.format(name=settings.name)
+
+
+def language_of(settings) -> str:
+    """The email's lang: newsletter.yaml `language` (checked there), default en."""
+    return getattr(settings, "language", "") or DEFAULT_LANGUAGE
+
+
+def brand_of(settings) -> theme.Brand:
+    return getattr(settings, "brand", None) or theme.NO_BRAND
+
+
+@dataclass(frozen=True)
+class EntryView:
+    entry: Entry
+    anchor: str = ""  # set on a Featured entry a highlight links to
+    number: int = 0  # that highlight's number, from 1 (the plain text's [1])
+
+
+@dataclass(frozen=True)
+class GroupView:
+    group: DatedGroup
+    entries: tuple[EntryView, ...]
+
+    @property
+    def date(self) -> str:
+        return self.group.date
 
 
 @dataclass(frozen=True)
 class SectionView:
     section: Section
     anchor: str
+    entries: tuple[EntryView, ...] = ()
+    groups: tuple[GroupView, ...] = ()
 
     @property
     def title(self) -> str:
         return self.section.title
 
 
-def _sections(issue: Issue) -> list[SectionView]:
-    """Sections with unique anchors (two sections may share a slug)."""
-    seen: dict[str, int] = {}
-    views = []
-    for section in issue.sections:
-        base = section.anchor
-        seen[base] = seen.get(base, 0) + 1
-        anchor = base if seen[base] == 1 else f"{base}-{seen[base]}"
-        views.append(SectionView(section, anchor))
-    return views
+@dataclass(frozen=True)
+class HighlightView:
+    paragraph: Paragraph
+    anchor: str = ""  # its Featured entry's anchor ("" when there is none)
+    number: int = 0
+
+    @property
+    def has_links(self) -> bool:
+        """A highlight with links of its own cannot be one link as a whole (no nested <a>)."""
+        return bool(self.paragraph.links)
+
+
+def _views(issue: Issue) -> tuple[list[SectionView], list[HighlightView]]:
+    """Sections with unique anchors (two sections may share a slug), and the highlights,
+    the i-th linked to the i-th entry of the Featured section by an anchor of its own."""
+    used: set[str] = set()
+
+    def unique(base: str) -> str:
+        anchor, n = base, 1
+        while anchor in used:
+            n += 1
+            anchor = f"{base}-{n}"
+        used.add(anchor)
+        return anchor
+
+    anchors = [unique(section.anchor) for section in issue.sections]
+    featured = next(
+        (i for i, s in enumerate(issue.sections) if s.title.strip().lower() == FEATURED_TITLE),
+        None,
+    )
+    targets: list[str] = []
+    if featured is not None and issue.highlights:
+        count = min(len(issue.highlights), len(issue.sections[featured].all_entries))
+        targets = [unique(f"{anchors[featured]}-{n}") for n in range(1, count + 1)]
+    highlights = [
+        HighlightView(p, targets[i], i + 1) if i < len(targets) else HighlightView(p)
+        for i, p in enumerate(issue.highlights)
+    ]
+    sections = []
+    for index, (section, anchor) in enumerate(zip(issue.sections, anchors, strict=True)):
+        numbered = iter(enumerate(targets, 1) if index == featured else ())
+
+        def view(entry: Entry, numbered=numbered) -> EntryView:
+            n, target = next(numbered, (0, ""))
+            return EntryView(entry, target, n)
+
+        entries = tuple(view(e) for e in section.entries)
+        groups = tuple(GroupView(g, tuple(view(e) for e in g.entries)) for g in section.groups)
+        sections.append(SectionView(section, anchor, entries, groups))
+    return sections, highlights
 
 
 def _context(issue: Issue, settings, unsubscribe_marker: str) -> dict:
-    month = month_name(issue.month) if issue.month else ""
+    language = language_of(settings)
+    words = words_for(language)
+    sections, highlights = _views(issue)
+    brand = brand_of(settings)
     return {
         "issue": issue,
         "settings": settings,
-        "sections": _sections(issue),
+        "language": language,
+        "words": words,
+        "brand": brand,
+        "logo_alt": brand.logo_alt or settings.name,
+        "sections": sections,
+        "highlights": highlights,
         "subject": subject_of(issue, settings),
-        "preheader": preheader_of(issue),
-        "month": month,
+        "preheader": preheader_of(issue, words),
+        "month": words.month_label(issue.month) if issue.month else "",
         "view_url": settings.issue_url(issue.month) if issue.month else settings.archive_base_url,
         "unsubscribe_url": unsubscribe_marker,
-        "footer_reason": footer_reason(settings),
+        "footer_reason": footer_reason(settings, words),
         "publisher_links": [
             link
             for link in issue.links

@@ -3,7 +3,8 @@
 The model's inline nodes become HTML through `inline_html` (every piece of text escaped,
 so anything HTML-like in an issue is shown as text) and plain text through
 `inline_text` (links as `text <url>`). Plain text is wrapped by `wrap`, which never
-breaks a word, so a URL always stays whole on one line.
+breaks a word, so a URL always stays whole on one line. Given a label (the language's
+"PDF"), both mark links to a PDF after the link.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import calendar
 import re
 import textwrap
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
 
@@ -28,11 +30,32 @@ def safe_url(url: str) -> str:
     return url if url.lower().startswith(SAFE_SCHEMES) else ""
 
 
+def is_pdf(url: str) -> bool:
+    """A link to a PDF: its path ends in .pdf, or it is an arXiv /pdf/ link (which has no
+    extension: https://arxiv.org/pdf/2504.16922)."""
+    url = safe_url(url)
+    if not url or url.lower().startswith("mailto:"):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # a malformed URL (check reports it) is not a PDF
+        return False
+    path = parts.path.lower()
+    arxiv = host == "arxiv.org" or host.endswith(".arxiv.org")
+    return path.endswith(".pdf") or (arxiv and path.startswith("/pdf/"))
+
+
+def pdf_marker_html(label: str) -> Markup:
+    """The small marker after a link to a PDF (a no-break space keeps it with the link)."""
+    return Markup('&nbsp;<span class="pdf">{}</span>').format(label)
+
+
 def _inlines(value: Paragraph | Iterable[Inline]) -> Iterable[Inline]:
     return value.inlines if isinstance(value, Paragraph) else value
 
 
-def inline_html(value: Paragraph | Iterable[Inline]) -> Markup:
+def inline_html(value: Paragraph | Iterable[Inline], pdf: str = "") -> Markup:
     parts: list[str] = []
     for node in _inlines(value):
         text = escape(node.text)
@@ -44,18 +67,22 @@ def inline_html(value: Paragraph | Iterable[Inline]) -> Markup:
             parts.append(f"<code>{text}</code>")
         elif isinstance(node, Link) and safe_url(node.url):
             parts.append(f'<a href="{escape(safe_url(node.url))}">{text}</a>')
+            if pdf and is_pdf(node.url):
+                parts.append(pdf_marker_html(pdf))
         else:  # Text, and a link whose URL an email must not carry
             parts.append(str(text))
     return Markup("".join(parts))
 
 
-def inline_text(value: Paragraph | Iterable[Inline]) -> str:
+def inline_text(value: Paragraph | Iterable[Inline], pdf: str = "") -> str:
     parts: list[str] = []
     for node in _inlines(value):
         if isinstance(node, Link) and safe_url(node.url):
             url = node.url.strip()
             text = " ".join(node.text.split())
             parts.append(f"<{url}>" if not text or text == url else f"{text} <{url}>")
+            if pdf and is_pdf(url):
+                parts.append(f" ({pdf})")
         else:
             parts.append(node.text)
     return "".join(parts)
@@ -104,4 +131,5 @@ FILTERS = {
     "underline": underline,
     "date_label": date_label,
     "safe_url": safe_url,
+    "is_pdf": is_pdf,
 }
