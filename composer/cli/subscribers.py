@@ -275,6 +275,8 @@ def import_(ctx: click.Context, file: Path, list_name: str | None, resubscribe: 
     ]
     if resubscribe:
         lines.append(("resubscribed", report.resubscribed))
+    if getattr(report, "forgotten", 0):
+        lines.append(("skipped (erased on request: subscribers forget)", report.forgotten))
     for label, n in lines:
         click.echo(f"  {label + ':':<58}{n:>8}")
     if report.suppressed:
