@@ -180,7 +180,7 @@ def test_import_into_another_list_counts_joining_as_an_update(store, tmp_path):
         ),
         (
             "not_utf8.csv",
-            '{path}: not UTF-8 text (after row 1); save it as UTF-8 ("CSV UTF-8" in Excel) '
+            '{path}: row 3: not UTF-8 text; save it as UTF-8 ("CSV UTF-8" in Excel) '
             "and import again",
         ),
         ("missing.csv", "{path}: no such file"),

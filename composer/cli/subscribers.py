@@ -242,7 +242,10 @@ def lists(ctx: click.Context, create: str | None):
 @click.option("--strict", is_flag=True, help="Import nothing if any row is invalid.")
 @click.pass_context
 def import_(ctx: click.Context, file: Path, list_name: str | None, resubscribe: bool, strict: bool):
-    """Import subscribers from a CSV file (UTF-8; commas or semicolons).
+    """Import subscribers from a CSV file (UTF-8, or UTF-16 with a byte-order mark as
+    Excel's "Unicode Text"; commas, semicolons or tabs). FILE must be a regular file of at
+    most 2 GB; a quote left open, a line over 65,536 characters or text in another encoding
+    stops the import with the row to fix.
 
     The header row must name an email column ("email", "Email Address", ...); "name" or
     "First Name"/"Last Name" columns are used when present. Invalid rows are reported by
@@ -292,6 +295,9 @@ def import_(ctx: click.Context, file: Path, list_name: str | None, resubscribe: 
 def export(ctx: click.Context, status: str | None, list_name: str | None):
     """Write subscribers as CSV to standard output (tokens are secret: never exported).
 
+    A cell starting with =, +, -, @, a tab or a carriage return gets a leading ' so that a
+    spreadsheet shows it as text instead of running it as a formula; `import` removes it.
+
     \b
     Examples:
       newsletter subscribers export > all.csv
@@ -301,6 +307,8 @@ def export(ctx: click.Context, status: str | None, list_name: str | None):
     import os
     import sys
 
+    from composer.subscribers.csvcells import neutralize
+
     out = csv.writer(sys.stdout, lineterminator="\n")
     try:
         out.writerow(
@@ -309,7 +317,7 @@ def export(ctx: click.Context, status: str | None, list_name: str | None):
         with _open(ctx) as store:
             for s in store.iter_subscribers(list_name, status):
                 row = [s.email, s.name, s.status, s.status_at, s.status_how, s.source]
-                out.writerow([*row, s.created_at, " ".join(s.lists)])
+                out.writerow([neutralize(c) for c in (*row, s.created_at, " ".join(s.lists))])
         sys.stdout.flush()
     except BrokenPipeError:
         # `export | head`: the reader has all it wanted; exit quietly, as other tools do.

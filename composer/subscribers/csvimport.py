@@ -1,20 +1,28 @@
 """Reading subscriber CSV files as common tools export them, one checked row at a time.
 
-Streams: a million-row file is never held in memory. Row numbers are the file's records
-counted from the header (row 1), blank lines included, as a spreadsheet shows them.
+Streams: a million-row file is never held in memory. Row numbers are the file's lines
+counted from the header (row 1), blank lines included, as a spreadsheet shows them; a
+quoted cell may not run over several lines (that is a quote left open, which would swallow
+the rows after it).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
+import os
 import re
+import stat
 from collections.abc import Callable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import NamedTuple, TextIO, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 
 from composer.subscribers.addresses import email_key
+from composer.subscribers.csvcells import unneutralize
 from composer.subscribers.errors import ImportFileError
 
 # Headers are compared after lower-casing and dropping everything but letters and digits,
@@ -24,6 +32,11 @@ NAME_HEADERS = ("name", "fullname", "displayname", "subscribername")
 FIRST_HEADERS = ("firstname", "first", "givenname", "fname")
 LAST_HEADERS = ("lastname", "last", "surname", "familyname", "lname")
 T = TypeVar("T")
+# Far above any real export (a million rows is ~50 MB; a row a few hundred characters).
+MAX_FILE_BYTES = 2 * 1024**3
+MAX_LINE_CHARS = 65_536
+# NUL, or an undecodable byte (kept as a lone surrogate by errors="surrogateescape").
+_BAD_CHARACTER = re.compile("[\x00\udc80-\udcff]")
 ACCEPTED_EMAIL = '"email", "Email Address", "E-mail", "Mail", "email_address"'
 
 
@@ -79,7 +92,7 @@ def sniff_delimiter(header_line: str) -> str:
 
 def _name(record: list[str], cols: Columns) -> str:
     def cell(i: int | None) -> str:
-        return record[i].strip() if i is not None and i < len(record) else ""
+        return unneutralize(record[i].strip()) if i is not None and i < len(record) else ""
 
     full = cell(cols.name)
     if full:
@@ -100,31 +113,40 @@ def check_row(row: int, raw: str, name: str) -> ValidRow | InvalidRow:
 
 
 class CsvRows:
-    """A subscriber CSV opened for reading: `columns`, then `records()` to stream rows."""
+    """A subscriber CSV opened for reading: `columns`, then `records()` to stream rows.
+
+    Bounded whatever the file: only regular files are read (a FIFO or /dev/zero would never
+    end), at most MAX_FILE_BYTES, lines of at most MAX_LINE_CHARS, so memory stays small
+    and a wrong file fails at once with one line that says why.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.rows_read = 0  # data rows, blank ones excluded
         self.last_row = 1
+        self.line_no = 0  # lines read so far; a record spanning lines is refused (see _row)
+        self._file = self._open()
+        lines = self._lines()
         try:
-            # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark; others do not.
-            self._file: TextIO = self.path.open(encoding="utf-8-sig", newline="")
-        except FileNotFoundError:
-            raise ImportFileError(f"{self.path}: no such file") from None
-        except IsADirectoryError:
-            raise ImportFileError(f"{self.path}: is a folder, not a CSV file") from None
-        except OSError as exc:
-            raise ImportFileError(f"{self.path}: cannot read: {exc.strerror}") from None
-        header_line = self._guard(self._file.readline)
+            header_line = next(lines, "")
+        except ImportFileError:
+            self.close()
+            raise
         if not header_line.strip():
             self.close()
             raise ImportFileError(
                 f"{self.path}: empty file or blank first line; the first row must name the "
                 f"columns, e.g. email,name"
             )
-        self._file.seek(0)
-        self._reader = csv.reader(self._file, delimiter=sniff_delimiter(header_line))
-        headers = self._guard(lambda: next(self._reader))
+        self._reader = csv.reader(
+            chain([header_line], lines), delimiter=sniff_delimiter(header_line)
+        )
+        try:
+            headers = self._guard(lambda: next(self._reader))
+            self._row(headers, 1)
+        except ImportFileError:
+            self.close()
+            raise
         self.headers = [h.strip() for h in headers]
         try:
             self.columns = find_columns(self.path, self.headers)
@@ -132,19 +154,104 @@ class CsvRows:
             self.close()
             raise
 
+    def _open(self) -> TextIO:
+        try:
+            # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise ImportFileError(f"{self.path}: no such file") from None
+        except OSError as exc:
+            raise ImportFileError(f"{self.path}: cannot read: {exc.strerror}") from None
+        info = os.fstat(fd)
+        problem = None
+        if stat.S_ISDIR(info.st_mode):
+            problem = "is a folder, not a CSV file"
+        elif not stat.S_ISREG(info.st_mode):
+            problem = "not a regular file (a device or a pipe?); save the list as a .csv file"
+        elif info.st_size > MAX_FILE_BYTES:
+            problem = (
+                f"too large to import ({info.st_size:,} bytes; at most {MAX_FILE_BYTES:,}); "
+                "split it into smaller files"
+            )
+        if problem:
+            os.close(fd)
+            raise ImportFileError(f"{self.path}: {problem}")
+        os.set_blocking(fd, True)
+        binary = os.fdopen(fd, "rb")
+        start = binary.read(2)
+        binary.seek(0)
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, others do not;
+        # Excel's "Unicode Text" is UTF-16 with one. Undecodable bytes become lone
+        # surrogates (surrogateescape), so _lines can name the row they are on.
+        utf16 = start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        return io.TextIOWrapper(
+            binary,
+            encoding="utf-16" if utf16 else "utf-8-sig",
+            errors="surrogateescape",
+            newline="",
+        )
+
+    def _lines(self) -> Iterator[str]:
+        """The file's lines, each checked: not too long, UTF-8, no NUL characters."""
+        readline, bad = self._file.readline, _BAD_CHARACTER.search
+        while line := readline(MAX_LINE_CHARS + 1):
+            self.line_no += 1
+            if len(line) > MAX_LINE_CHARS:
+                raise ImportFileError(
+                    f"{self.path}: row {self.line_no}: line longer than {MAX_LINE_CHARS:,} "
+                    "characters; is this a CSV file of subscribers?"
+                )
+            if bad(line):
+                raise self._bad_character(line)
+            yield line
+
+    def _bad_character(self, line: str) -> ImportFileError:
+        if "\0" not in line:
+            return ImportFileError(
+                f"{self.path}: row {self.line_no}: not UTF-8 text; save it as UTF-8 "
+                '("CSV UTF-8" in Excel) and import again'
+            )
+        if self.line_no == 1 and line.count("\0") * 3 >= len(line):
+            return ImportFileError(
+                f"{self.path}: UTF-16 text without a byte-order mark; save it as UTF-8 "
+                '("CSV UTF-8" in Excel) and import again'
+            )
+        return ImportFileError(
+            f"{self.path}: row {self.line_no}: NUL characters: not a CSV text file; save it "
+            'as UTF-8 ("CSV UTF-8" in Excel) and import again'
+        )
+
+    def _row(self, record: list[str], row: int) -> list[str]:
+        """`record`, read from line `row` alone: a quoted cell running over several lines
+        means a quote left open, which swallows the rows after it into one cell."""
+        # At the end of the file the open cell ends with the last line's line break.
+        if self.line_no != row or (record and record[-1][-1:] in ("\n", "\r")):
+            raise self._open_quote(row)
+        return record
+
+    def _open_quote(self, row: int) -> ImportFileError:
+        after = self.line_no - row
+        if not after:
+            return ImportFileError(
+                f"{self.path}: row {row}: a quote opened in this row is never closed; close "
+                "or remove it and import again"
+            )
+        return ImportFileError(
+            f"{self.path}: row {row}: a quote opened in this row is not closed before the "
+            f"end of the line, so the {after} line{'s' if after != 1 else ''} after it "
+            "would be read into one cell; close or remove the quote and import again"
+        )
+
     def _guard(self, read: Callable[[], T]) -> T:
-        """Run `read`, turning decoding and CSV errors into messages with a row number."""
+        """Run `read`, turning CSV errors into messages with a row number."""
         try:
             return read()
-        except (UnicodeDecodeError, csv.Error) as exc:
+        except csv.Error as exc:
             raise self._file_error(exc) from None
 
     def _file_error(self, exc: Exception) -> ImportFileError:
-        if isinstance(exc, UnicodeDecodeError):
-            return ImportFileError(
-                f"{self.path}: not UTF-8 text (after row {self.last_row}); save it as "
-                f'UTF-8 ("CSV UTF-8" in Excel) and import again'
-            )
+        if self.line_no > self.last_row + 1:  # a cell grew over many lines, then too long
+            return self._open_quote(self.last_row + 1)
         return ImportFileError(f"{self.path}: row {self.last_row + 1}: not valid CSV: {exc}")
 
     def close(self) -> None:
@@ -162,11 +269,12 @@ class CsvRows:
         try:
             for record in self._reader:
                 row += 1
+                self._row(record, row)
                 self.last_row = row
                 if not any(cell.strip() for cell in record):
                     continue
                 self.rows_read += 1
-                raw = record[cols.email] if cols.email < len(record) else ""
+                raw = unneutralize(record[cols.email]) if cols.email < len(record) else ""
                 yield row, raw, _name(record, cols)
-        except (UnicodeDecodeError, csv.Error) as exc:
+        except csv.Error as exc:
             raise self._file_error(exc) from None
