@@ -56,8 +56,7 @@ def url_problem(url: str, *, mailto: bool = False) -> str | None:
             )
         return mailto_problem(url)
     if scheme not in ("http", "https"):
-        allowed = "neither http(s) nor mailto" if mailto else "not http(s)"
-        return f"URL {url!r} uses {scheme}:, {allowed}: readers' mail clients will not open it"
+        return f"URL {url!r} uses {scheme}:, not http(s): readers' mail clients will not open it"
     host = parts.hostname or ""
     if not host or host.startswith(".") or ".." in host or not re.match(r"^[\w.\-\[\]:]+$", host):
         return f"URL {url!r} has no valid host"

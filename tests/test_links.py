@@ -45,7 +45,7 @@ def test_url_problems_word_for_word() -> None:
         "URL 'mailto:a@b.c,evil@x.example' is a mailto: link without a valid email address"
     )
     assert links.url_problem("javascript:alert(1)", mailto=True) == (
-        "URL 'javascript:alert(1)' uses javascript:, neither http(s) nor mailto: "
+        "URL 'javascript:alert(1)' uses javascript:, not http(s): "
         "readers' mail clients will not open it"
     )
     assert links.url_problem("https://[::1/x") == (
