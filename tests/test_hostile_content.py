@@ -435,3 +435,20 @@ def test_build_into_something_that_is_not_a_folder(output, tmp_path, monkeypatch
     )
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (project / "nowhere").exists()
+
+
+def test_archive_email_eml_carries_encoded_words_as_text(tmp_path, monkeypatch) -> None:
+    name, sender = HOSTILE["q-body"], HOSTILE["b-body"]
+    project = make_project(tmp_path, name=name, sender={"name": sender, "address": "z@covar.com"})
+    monkeypatch.chdir(project)
+    result = run(project, "archive", "-o", "site")
+    assert result.exit_code == 0, result.output
+    raw = (project / "site" / "2025" / "05" / "email.eml").read_bytes()
+    msg = parse(raw)
+    assert msg.get_all("X-Injected") is None and msg.get_all("Reply-To") == ["research@covar.com"]
+    assert msg["Subject"] == "The CoVar Zeitgeist: May, 2025"
+    assert rfc2047(raw_header(raw, "From")) == f"{sender} <z@covar.com>"
+    assert rfc2047(raw_header(raw, "List-Id")) == f"{name} <zeitgeist.covar.com>"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert "LET ME GROK FOR YOU" in msg.get_body(("plain",)).get_content()
+    assert b"Evil body" not in raw
