@@ -49,6 +49,11 @@ INTERRUPTED = 75
     metavar="N",
     help="Recipients recorded per batch (default: by backend).",
 )
+@click.option(
+    "--yes-stale",
+    is_flag=True,
+    help="Send although the bounce/complaint syncs are older than service.stale_after_hours.",
+)
 @click.pass_context
 def dispatch(
     ctx: click.Context,
@@ -62,6 +67,7 @@ def dispatch(
     resend_ambiguous: bool,
     retry_failed: bool,
     batch_size: int | None,
+    yes_stale: bool,
 ) -> None:
     """Send an issue to its subscriber list: the monthly mailing.
 
@@ -93,6 +99,7 @@ def dispatch(
         raise IssueHasErrors(str(path), staged.diagnostics)
     with open_store(settings.subscribers_database, settings.default_list) as store:
         plan = prepare(staged, settings, store, options)
+        _syncs(settings, store, yes_stale or dry_run)
         _summary(plan, options, dry_run)
         if dry_run:
             click.echo("dry run: nothing sent, nothing recorded")
@@ -120,6 +127,16 @@ def dispatch(
         sys.exit(130)
     if report.failed_count:
         sys.exit(1)
+
+
+def _syncs(settings, store, allow_stale: bool) -> None:
+    """How old the configured bounce/complaint syncs are; refuse when stale (list service)."""
+    from composer.service.config import ServiceSettings
+    from composer.service.syncs import check_syncs
+
+    max_age = ServiceSettings.from_settings(settings).stale_after_hours
+    for line in check_syncs(settings, store, max_age_hours=max_age, allow_stale=allow_stale):
+        click.echo(line)
 
 
 @click.command()
