@@ -270,3 +270,24 @@ def test_a_template_without_an_unsubscribe_link_is_refused(settings, may_issue) 
         "the HTML email template has no unsubscribe link: put {{ unsubscribe_url }} in it "
         "(every mailing must carry one)"
     )
+
+
+def test_a_test_send_carries_the_test_token_even_for_a_subscriber(rendered, settings, may_issue):
+    """Issue 13 item 9: a test at a subscriber's own address never carries their link."""
+    from composer.mailing import TEST_TOKEN
+
+    test = MessageTemplate.build(rendered, settings, may_issue, signer=SIGNER, date=DATE, test=True)
+    ann = Recipient(5, "ann@example.com", "Ann Lee", "ann-real-token")
+    url = SIGNER.unsubscribe_url(settings, TEST_TOKEN)
+    assert test.unsubscribe_url(ann) == url
+    raw = test.for_recipient(ann)
+    assert b"ann-real-token" not in raw
+    text, html_body = bodies(raw)
+    assert f"Unsubscribe: {url}\n" in text and f'href="{html.escape(url)}"' in html_body
+    assert parse(raw)["List-Unsubscribe"].split() == [
+        f"<{url}>,",
+        f"<mailto:research@covar.com?subject=unsubscribe%20{SIGNER.sign(TEST_TOKEN)}>",
+    ]
+    assert set(test.sendgrid_substitutions(ann).values()) == {url}
+    real = MessageTemplate.build(rendered, settings, may_issue, signer=SIGNER, date=DATE)
+    assert real.unsubscribe_url(ann) == SIGNER.unsubscribe_url(settings, "ann-real-token")
