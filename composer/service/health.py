@@ -5,14 +5,12 @@ JSON, for a load balancer or a monitor: 200 when the database answers, 503 other
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Blueprint, jsonify
 
 from composer.service import service
+from composer.service.syncs import JOBS, age_seconds
 
 blueprint = Blueprint("health", __name__)
-JOBS = ("sendgrid-suppressions", "inbound")
 
 
 @blueprint.get("/healthz")
@@ -42,11 +40,3 @@ def sync_state(store, job: str) -> dict | None:
         "detail": run.detail,
         "age_seconds": age_seconds(run.finished_at),
     }
-
-
-def age_seconds(stamp: str, now: datetime | None = None) -> int | None:
-    try:
-        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except (TypeError, ValueError):
-        return None
-    return int(((now or datetime.now(UTC)) - then).total_seconds())

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 
-from composer.service.health import age_seconds
+from composer.service.syncs import INBOUND, SUPPRESSIONS, age_seconds, configured
 
 log = logging.getLogger("composer.service.scheduler")
-SUPPRESSIONS, INBOUND = "sendgrid-suppressions", "inbound"
 # job -> "module:function(settings, store)"; the function records its run itself.
 RUNNERS = {
     SUPPRESSIONS: "composer.suppressions:sync_suppressions",
@@ -36,23 +35,13 @@ class Job:
 
 
 def configured_jobs(settings, config) -> list[Job]:
-    """The jobs this newsletter has configured, with their intervals."""
-    jobs = []
-    if getattr(settings, "backend", "") == "sendgrid" and config.sync_suppressions_every_minutes:
-        jobs.append(
-            Job(SUPPRESSIONS, config.sync_suppressions_every_minutes * 60, _runner(SUPPRESSIONS))
-        )
-    if inbound_configured(settings) and config.inbound_every_minutes:
-        jobs.append(Job(INBOUND, config.inbound_every_minutes * 60, _runner(INBOUND)))
-    return jobs
-
-
-def inbound_configured(settings) -> bool:
-    try:
-        block = settings.block("inbound")
-    except Exception:  # no inbound: block in this settings schema yet
-        return False
-    return bool(getattr(block, "present", False))
+    """The jobs this newsletter has configured (syncs.configured), with their intervals;
+    an interval of 0 turns a job off."""
+    every = {
+        SUPPRESSIONS: config.sync_suppressions_every_minutes,
+        INBOUND: config.inbound_every_minutes,
+    }
+    return [Job(job, every[job] * 60, _runner(job)) for job in configured(settings) if every[job]]
 
 
 def _runner(job: str) -> Callable[[object, object], object]:
