@@ -193,6 +193,7 @@ class ImapSource(Source):
         self.ca_file = ca_file
         self._username, self._password = username, password
         self._imap: imaplib.IMAP4_SSL | None = None
+        self._move = False
         self._expunge = False
 
     def __repr__(self) -> str:  # never the password
@@ -218,6 +219,9 @@ class ImapSource(Source):
                 f"IMAP: {where} refused the login of IMAP_USERNAME: {_says(exc)}"
             ) from None
         try:
+            # The capabilities after login (imaplib keeps the ones from before it).
+            capabilities = self._check(imap.capability(), "CAPABILITY failed")
+            self._move = b"MOVE" in (capabilities[0] or b"").upper().split()
             self._check(imap.select(_quote(self.folder)), f"cannot open folder {self.folder!r}")
             self._ensure_folder(imap, self.processed)
         except BaseException:
@@ -269,7 +273,7 @@ class ImapSource(Source):
         imap = self._imap
         target = _quote(self.processed)
         try:
-            if "MOVE" in imap.capabilities:
+            if self._move:
                 self._check(imap.uid("MOVE", key, target), "cannot move a message")
             else:
                 self._check(imap.uid("COPY", key, target), "cannot copy a message")
@@ -298,6 +302,10 @@ def _quote(name: str) -> str:
 def _says(exc: BaseException) -> str:
     if isinstance(exc, socket.timeout):
         return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return one_line(re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc)), 300)
+    if isinstance(exc, OSError) and exc.strerror:
+        return one_line(exc.strerror, 300)
     text = exc.args[0] if exc.args else str(exc)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
