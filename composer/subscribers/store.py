@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -664,11 +665,6 @@ class SubscriberStore:
                 (forgotten_hash(key[0]), self.clock()),
             )
             db.execute("UPDATE deliveries SET email = '' WHERE subscriber_id = ?", (sub.id,))
-            # Events that came back for the address without naming the subscriber.
-            db.execute(
-                "DELETE FROM delivery_events WHERE subscriber_id = ? OR lower(address) = ?",
-                (sub.id, key[0]),
-            )
             db.execute("DELETE FROM subscribers WHERE id = ?", (sub.id,))
         return sub
 
@@ -814,6 +810,15 @@ def _busy(exc: sqlite3.Error) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
+def _read_only(path: Path) -> bool:
+    """Whether the database file or its folder cannot be written (mode, or a read-only
+    disk: access() says so even to root)."""
+    folder = path.parent
+    return (path.exists() and not os.access(path, os.W_OK)) or (
+        folder.is_dir() and not os.access(folder, os.W_OK)
+    )
+
+
 def database_problem(
     exc: sqlite3.Error, path: Path, *, opening: bool = False, waited: float = 0.0
 ) -> DatabaseError:
@@ -831,7 +836,12 @@ def database_problem(
             f"{path}: the disk is full: nothing was changed by this step; free some space, "
             "then run the same command again"
         )
-    if code == sqlite3.SQLITE_READONLY or "readonly" in text or "read-only" in text:
+    if (
+        code == sqlite3.SQLITE_READONLY
+        or "readonly" in text
+        or "read-only" in text
+        or (code == sqlite3.SQLITE_CANTOPEN and _read_only(path))
+    ):
         return DatabaseError(
             f"{path}: the database is read-only (the file, its folder or the disk): nothing "
             "was changed; make them writable for this user, then run the same command again"

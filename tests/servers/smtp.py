@@ -13,6 +13,12 @@ A rule applies at RCPT (default) or at the end of DATA, for `times` attempts (No
 always). A 421 reply also closes the connection, as real servers do. aiosmtpd tops out
 near 120 messages a second for 65 KB messages: a test server, not a benchmark target.
 
+Outages: `server.stop()` shuts it down as a real server does (new transactions get 421
+and the connection closed, messages in flight finish, then the port refuses), and
+`server.start()` brings it back on the same port. `server.handler.ehlo_reply = "421 ..."`
+refuses every greeting; `server.handler.on(addr, SLOW, stage="data")` answers the end of
+DATA only after `slow_seconds` (a client timeout after the message went).
+
 With `tls="starttls"` or `tls="implicit"` the server uses a self-signed certificate for
 127.0.0.1 (made with the openssl command; `ca_file` is the certificate to trust), and
 with `auth=("user", "password")` it offers AUTH PLAIN/LOGIN and requires it.
@@ -21,17 +27,20 @@ with `auth=("user", "password")` it offers AUTH PLAIN/LOGIN and requires it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import ssl
 import subprocess
 import tempfile
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DROP = "DROP"  # a rule's reply that closes the connection instead of answering
+SLOW = "SLOW"  # a DATA rule: accept the message, but answer only after slow_seconds
 
 
 @dataclass
@@ -55,6 +64,9 @@ class ScriptedHandler:
     attempts: Counter = field(default_factory=Counter)
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ehlo_reply: str | None = None  # e.g. "421 4.3.2 Too busy": refuse every greeting
+    draining: bool = False  # shutting down: new transactions get 421
+    slow_seconds: float = 3.0
 
     def on(self, address: str, reply: str, *, times: int | None = None, stage: str = "rcpt"):
         """Answer `reply` (e.g. "451 4.7.1 Try later", or DROP) for `address`."""
@@ -80,10 +92,19 @@ class ScriptedHandler:
         return reply
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if self.ehlo_reply:
+            return [self.ehlo_reply]
         with self.lock:
             self.connections += 1 if session.host_name is None else 0
         session.host_name = hostname
         return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.draining:
+            return self._answer(server, "421 4.3.2 Service shutting down")
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:
@@ -97,22 +118,27 @@ class ScriptedHandler:
     async def handle_DATA(self, server, session, envelope):
         for address in envelope.rcpt_tos:
             reply = self._take(address, "data")
+            if reply == SLOW:
+                self._keep(envelope)
+                await asyncio.sleep(self.slow_seconds)
+                return "250 2.0.0 Ok: queued, late"
             if reply:
                 return self._answer(server, reply)
+        n = self._keep(envelope)
+        return f"250 2.0.0 Ok: queued as Q{n:05d}"
+
+    def _keep(self, envelope) -> int:
         with self.lock:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
             )
-            n = len(self.received)
-        return f"250 2.0.0 Ok: queued as Q{n:05d}"
+            return len(self.received)
 
 
 class SMTPTestServer:
     """aiosmtpd on 127.0.0.1 and a free port; a context manager."""
 
     def __init__(self, *, tls: str | None = None, auth: tuple[str, str] | None = None) -> None:
-        from aiosmtpd.controller import Controller
-
         assert tls in (None, "starttls", "implicit")
         self.handler = ScriptedHandler()
         self.host, self.port = "127.0.0.1", free_port()
@@ -136,13 +162,32 @@ class SMTPTestServer:
                 authenticator=self._authenticate, auth_required=True, auth_require_tls=bool(tls)
             )
         self.logins: list[str] = []
-        self.controller = Controller(
+        self._kwargs = kwargs
+        self.controller = self._controller()
+
+    def _controller(self):
+        from aiosmtpd.controller import Controller
+
+        return Controller(
             self.handler,
             hostname=self.host,
             port=self.port,
             server_hostname="localhost",
-            **kwargs,
+            **self._kwargs,
         )
+
+    def stop(self, drain: float = 0.5) -> None:
+        """An outage: new transactions get 421, messages in flight finish, then the port
+        refuses connections until start()."""
+        self.handler.draining = True
+        time.sleep(drain)
+        self.controller.stop()
+        self.handler.draining = False
+
+    def start(self) -> None:
+        """Back on the same port after stop()."""
+        self.controller = self._controller()
+        self.controller.start()
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -172,7 +217,8 @@ class SMTPTestServer:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.controller.stop()
+        with contextlib.suppress(AssertionError, RuntimeError):  # already stopped
+            self.controller.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
 
