@@ -1,7 +1,8 @@
 """`newsletter preview`: a local page that shows an issue as subscribers will see it and
 follows the editor's saves.
 
-Standard library only: `http.server` on 127.0.0.1. The page asks `/state.json` about
+Standard library only: `http.server` on 127.0.0.1, answering only requests whose Host is
+127.0.0.1, localhost or [::1] with its port (no DNS rebinding). The page asks `/state.json` about
 once a second; the server compares the file's modification time and size with the last
 render and, when they changed, re-reads, re-checks and re-renders it. The email itself is
 served to sandboxed iframes that may run no script.
@@ -19,6 +20,7 @@ from pathlib import Path
 POLL_MS = 800
 DESKTOP_PX = 680  # the 600px email plus the page around it
 PHONE_PX = 375
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 class Preview:
@@ -57,6 +59,8 @@ class Preview:
 
         state: dict = {"version": self.version, "path": str(self.path), "problem": ""}
         try:
+            if self._stamp == (-1, -1):  # renamed or deleted: nothing to render
+                raise FileNotFoundError("the file is gone (renamed or deleted?)")
             staged = check_and_render(self.path, self.settings, render_on_errors=True)
         except Exception as exc:  # noqa: BLE001  (shown on the page; the server stays up)
             state.update(diagnostics=[], subject="", preheader="", html_size="", text_size="")
@@ -86,6 +90,20 @@ class PreviewServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
 
     @property
+    def shown_hosts(self) -> tuple[str, ...]:
+        port = self.server_address[1]
+        return tuple(f"{name}:{port}" for name in LOOPBACK_NAMES)
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Host header values answered: loopback names with this server's port (without a
+        port only when it is 80, as a browser then sends it)."""
+        names = set(self.shown_hosts)
+        if self.server_address[1] == 80:
+            names.update(LOOPBACK_NAMES)
+        return frozenset(names)
+
+    @property
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/"
@@ -98,6 +116,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: the terminal is the editor's
 
     def do_GET(self) -> None:  # noqa: N802
+        refusal = self._host_refusal()
+        if refusal:
+            self._send(*refusal)
+            return
         preview = self.server.preview
         route = self.path.split("?", 1)[0]
         state = preview.refresh()
@@ -111,6 +133,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(json.dumps({**state, "text": preview.text}), "application/json")
         else:
             self._send("not found", "text/plain; charset=utf-8", HTTPStatus.NOT_FOUND)
+
+    def _host_refusal(self) -> tuple[str, str, HTTPStatus] | None:
+        """Drafts are private: a page on another site can point its own name at 127.0.0.1
+        (DNS rebinding) and read what this server answers, so only requests that name this
+        server by a loopback address and its port are answered."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host in self.server.allowed_hosts:
+            return None
+        where = " or ".join(f"http://{h}/" for h in self.server.shown_hosts)
+        text = "text/plain; charset=utf-8"
+        if not host:
+            return (f"a Host header is required; open {where}\n", text, HTTPStatus.BAD_REQUEST)
+        return (
+            f"this preview answers only requests for {where}\n",
+            text,
+            HTTPStatus.MISDIRECTED_REQUEST,
+        )
 
     def _send(self, body: str, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
         data = body.encode("utf-8")

@@ -150,3 +150,80 @@ def test_cli_preview_prints_where_it_serves(monkeypatch) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def raw_get(port: int, host: str | None, route: str = "/state.json") -> tuple[str, str]:
+    """One HTTP/1.1 request over a plain socket, Host header as given (None: no Host)."""
+    import socket
+
+    request = f"GET {route} HTTP/1.1\r\n"
+    if host is not None:
+        request += f"Host: {host}\r\n"
+    request += "Connection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request.encode("ascii"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.decode("utf-8").partition("\r\n\r\n")
+    return head.split("\r\n", 1)[0], body
+
+
+def _refused(port: int) -> str:
+    return (
+        f"this preview answers only requests for http://127.0.0.1:{port}/ or "
+        f"http://localhost:{port}/ or http://[::1]:{port}/\n"
+    )
+
+
+def test_another_host_name_is_refused_dns_rebinding(server) -> None:
+    """A page on evil.example whose name now points at 127.0.0.1 must not read drafts."""
+    port = server.server_address[1]
+    for host in (
+        "evil.example",
+        f"evil.example:{port}",
+        f"127.0.0.1.evil.example:{port}",
+        "127.0.0.1",
+        f"127.0.0.1:{port + 1}",
+        f"localhost.:{port}",
+    ):
+        status, body = raw_get(port, host)
+        assert (status, body) == ("HTTP/1.0 421 Misdirected Request", _refused(port)), host
+        assert "Zeitgeist" not in body
+    status, body = raw_get(port, None)
+    assert status == "HTTP/1.0 400 Bad Request"
+    assert body == (
+        f"a Host header is required; open http://127.0.0.1:{port}/ or http://localhost:{port}/ "
+        f"or http://[::1]:{port}/\n"
+    )
+
+
+def test_loopback_host_names_with_the_port_are_served(server) -> None:
+    port = server.server_address[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
+        status, body = raw_get(port, host)
+        assert status == "HTTP/1.0 200 OK", host
+        assert json.loads(body)["errors"] == 0
+
+
+def test_the_running_cli_preview_refuses_a_foreign_host() -> None:
+    """The real `newsletter preview` process, asked with `Host: evil.example`."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "composer", "preview", "issues/2025-05.rst", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        port = int(line.split(" at http://127.0.0.1:", 1)[1].split("/", 1)[0])
+        assert raw_get(port, "evil.example") == ("HTTP/1.0 421 Misdirected Request", _refused(port))
+        status, body = raw_get(port, f"localhost:{port}", "/email.html")
+        assert status == "HTTP/1.0 200 OK" and "Zeitgeist" in body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
