@@ -135,8 +135,9 @@ def _syncs(settings, store, allow_stale: bool) -> None:
     from composer.service.syncs import check_syncs
 
     max_age = ServiceSettings.from_settings(settings).stale_after_hours
-    for line in check_syncs(settings, store, max_age_hours=max_age, allow_stale=allow_stale):
-        click.echo(line)
+    check_syncs(
+        settings, store, max_age_hours=max_age, allow_stale=allow_stale, echo=click.echo
+    )
 
 
 @click.command()
