@@ -61,10 +61,17 @@ def describe_age(seconds: int) -> str:
 
 
 def check_syncs(
-    settings, store, *, max_age_hours: float, allow_stale: bool, now: datetime | None = None
+    settings,
+    store,
+    *,
+    max_age_hours: float,
+    allow_stale: bool,
+    echo=None,
+    now: datetime | None = None,
 ) -> list[str]:
-    """One line per configured sync (how old, ok or failed). SyncsStale if one is older
-    than max_age_hours, failed, or never ran, unless allow_stale."""
+    """One line per configured sync (how old, ok or failed), each also given to `echo`.
+    SyncsStale if one is older than max_age_hours, failed, or never ran, unless
+    allow_stale."""
     lines, stale = [], []
     for job in configured(settings):
         name, command = HOW_TO_RUN[job]
@@ -82,6 +89,8 @@ def check_syncs(
                 f"{name} {why} (service.stale_after_hours: {max_age_hours:g}): run `{command}` "
                 "(or keep `newsletter serve` running)"
             )
+    for line in lines if echo else ():
+        echo(line)
     if stale and not allow_stale:
         raise SyncsStale("; ".join(stale) + "; or pass --yes-stale to send anyway")
     return lines
