@@ -159,3 +159,70 @@ def test_the_shipped_schema_is_valid_json_schema() -> None:
 
     Draft202012Validator.check_schema(schema())
     assert schema()["properties"]["sections"]["items"] == {"$ref": "#/$defs/section"}
+
+
+def test_yaml_url_positions_point_at_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "2025-01.yaml"
+    path.write_text(
+        'title: "The CoVar Zeitgeist: January, 2025"\n'
+        "links:\n"
+        "  - title: CoVar\n"
+        "    url: https://covar.com/\n"
+        "sections:\n"
+        "  - title: Featured\n"
+        "    entries:\n"
+        "      - title: A paper\n"
+        "        summary: Its summary.\n"
+        "        url: https://arxiv.org/abs/2501.00001\n"
+    )
+    issue = read_issue(path).issue
+    entry = issue.entries[0]
+    assert (entry.position.line, entry.position.column) == (8, 9)
+    assert (entry.url_position.line, entry.url_position.column) == (10, 14)
+    assert (issue.links[0].position.line, issue.links[0].position.column) == (4, 10)
+    assert issue.links[0] == Link("CoVar", "https://covar.com/")  # positions never compared
+
+
+def test_text_is_read_without_control_characters(tmp_path: Path) -> None:
+    path = tmp_path / "2025-01.rst"
+    source = MAY.read_text().replace("There is a lot", "There \x1b[31mis\x07 a lot\ufffe", 1)
+    path.write_text(source)
+    issue = read_issue(path).issue
+    assert issue.intro[0].plain.startswith("There [31mis a lot of interesting research")
+    assert "\x1b" not in issue.intro[0].plain and "\ufffe" not in issue.intro[0].plain
+    assert issue.sections == read_issue(MAY).issue.sections  # nothing else changed
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "title: x\nsections: &s [*s]\n",
+            "2:15: error: alias *s refers to a value that holds it: it never ends [too-large]",
+        ),
+        (
+            "title: x\nsections: " + "[" * 51 + "]" * 51 + "\n",
+            "2:60: error: lists and mappings nested more than 50 deep, over the limit for an "
+            "issue [too-large]",
+        ),
+        (
+            "a: &a [" + ", ".join(["x"] * 400) + "]\nb: &b [" + ", ".join(["*a"] * 300) + "]\n",
+            "2:1000: error: the file expands to more than 100,000 values here (aliases repeat "
+            "what their anchor holds), over the limit for an issue [too-large]",
+        ),
+    ],
+)
+def test_yaml_limits_are_errors_at_their_place(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "2025-01.yaml"
+    path.write_text(text)
+    result = read_issue(path)
+    assert not result.complete
+    assert [str(d) for d in result.diagnostics] == [f"{path}:{message}"]
+
+
+def test_real_issues_are_far_below_the_limits() -> None:
+    from composer.readers import limits
+
+    for path in (NOV, MAY):
+        assert path.stat().st_size * 20 < limits.MAX_BYTES
+        assert len(read_issue(path).issue.entries) * 10 < limits.MAX_ENTRIES
