@@ -1,17 +1,22 @@
 """`newsletter archive`: the static web archive of every issue, with its feed.
 
     discover issues -> hash each (file + templates + settings + code) -> check and render
-    the changed ones (workers.py: in worker processes) -> index, search index, links
-    page and feed from every issue's record -> the changed issues' pages -> manifest
+    the changed ones (workers.py: in worker processes), writing each one's pages as it
+    comes -> index, search index, links page and feed from every issue's record ->
+    records, removals, manifest
 
 Only changed issues are read and rendered: unchanged ones come from the records cached
 in the site. Every file is written only when its bytes differ, and files of issues that
 no longer exist are removed, so a rebuild with nothing changed writes nothing.
+
+The site is an output folder, not a trusted input: its manifest and cached records are
+checked before use (a bad one is ignored with a warning and rebuilt), and every file is
+written, read and removed through composer.safefiles (no path outside the site, no
+symbolic link followed).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +45,8 @@ def build_archive(settings, site: Path, *, jobs: int | None = None) -> ArchiveRe
     import gc
 
     # Records are many small objects that live until the end: the cyclic collector's
-    # passes over them cost more than the build creates garbage.
+    # passes over them cost more than the build creates garbage. (Issues rendered in
+    # this process are rendered with it on: see workers._in_process.)
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -50,55 +56,55 @@ def build_archive(settings, site: Path, *, jobs: int | None = None) -> ArchiveRe
             gc.enable()
 
 
+@dataclass
+class _Assembly:
+    """Which record each month's pages come from, and the new manifest."""
+
+    records: dict[str, dict]  # month -> record
+    fresh: list[dict]  # records rendered by this build (their cache files are written)
+    manifest: Manifest
+
+
 def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
     from composer.archive.site import site_files
 
     result = ArchiveResult(site)
-    old = Manifest.load(site)
     writer = result.files = SiteWriter(site)
-    base, todo, kept = _discover(settings, site, old)
-    builds, rendered_files = workers.start(todo, settings, jobs)
-    new = Manifest()
-    records: dict[str, dict] = {}
-    for build in sorted(builds + kept, key=lambda b: b.source):
-        record = build.record if build.record is not None else _cached(site, old, build)
-        if build.errors:
-            count = len(build.errors)
-            result.messages += build.errors
-            what = f"{count} error{'s' if count != 1 else ''}"
-            if record is None:
-                result.messages.append(f"{build.path}: not archived: {what}")
-            else:
-                result.messages.append(
-                    f"{build.path}: {what}; the archive keeps its copy from the last build"
-                )
-            result.refused.append(str(build.path))
-        if record is None:
-            continue
-        if record["month"] in records:
-            other = records[record["month"]]["source"]
-            result.messages.append(
-                f"{build.path}: not archived: {other} is the {record['label']} issue already"
-            )
-            result.refused.append(str(build.path))
-            continue
-        records[record["month"]] = record
-        fresh = build.built and not build.errors
-        # Unchanged, or kept as the last build archived it despite errors: as it was.
-        entry = {"files": page_names(record["month"]), "key": build.key}
-        entry = entry if fresh else old.issues[build.source]
-        new.issues[build.source] = {
-            "month": record["month"],
-            "files": entry["files"],
-            "key": entry["key"],
-        }
-        new.files += [*entry["files"], record_path(record["month"])]
-        if fresh:
-            writer.write(record_path(record["month"]), dump_record(record))
-            result.rendered.append(record["month"])
-        elif not build.errors:
-            result.unchanged.append(record["month"])
-    newest_first = [records[month] for month in sorted(records, reverse=True)]
+    old, problem = Manifest.load(site)
+    if problem:
+        result.messages.append(
+            f"{_shown(site / MANIFEST)}: warning: not used: {problem}; every issue is "
+            "rendered again"
+        )
+    base, todo, kept = _discover(settings, site, old, writer, result.messages)
+    run = workers.start(todo, settings, jobs)
+    owners = {}  # month -> the source its pages come from, as builds arrive
+    for build in sorted(kept, key=lambda b: b.source):
+        owners.setdefault(build.record["month"], build.source)
+    builds: list[IssueBuild] = []
+    for build in run.builds:
+        if build.record is None:  # errors, or could not be rendered: its last copy
+            build.record = _cached(site, old, build, settings, writer, result.messages)
+            build.kept_copy = build.record is not None
+        if build.record is not None:
+            owner = owners.setdefault(build.record["month"], build.source)
+            if owner == build.source or build.source < owner:
+                owners[build.record["month"]] = build.source
+                for rel, data in sorted(build.files.items()):  # written now, then let go
+                    writer.write(rel, data)
+        build.files = {}
+        builds.append(build)
+    done = _assemble(builds, kept, old, result)
+    late = run.late()  # the overlap mode's pages (the worker may still be rendering)
+    failed = [b for b in builds if b.source in late and late[b.source].failure]
+    for build in failed:
+        build.failure, build.failure_at = late[build.source].failure, late[build.source].failure_at
+        build.record = _cached(site, old, build, settings, writer, result.messages)
+        build.kept_copy = build.record is not None
+    if failed:
+        done = _assemble(builds, kept, old, result)
+    newest_first = [done.records[month] for month in sorted(done.records, reverse=True)]
+    new = done.manifest
 
     def unchanged(name: str, inputs) -> bool:
         new.pages[name] = page_digest(base, name, inputs)
@@ -110,20 +116,89 @@ def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
         else:
             writer.write(rel, data)
         new.files.append(rel)
-    pages = rendered_files()  # the issue pages (a worker may still be rendering them)
+        data = None  # let this file go before the next one is made
     for source in sorted(new.issues):
-        for rel, data in sorted(pages.get(source, {}).items()):
+        for rel, data in sorted(late[source].files.items() if source in late else ()):
             writer.write(rel, data)
+    for record in done.fresh:
+        writer.write(record_path(record["month"]), dump_record(record))
     for rel in sorted(set(old.files) - set(new.files)):
         writer.remove(rel)
     result.removed = sorted(
-        {e["month"] for e in old.issues.values()} - {r["month"] for r in records.values()}
+        {e["month"] for e in old.issues.values()} - {r["month"] for r in done.records.values()}
     )
     writer.write(MANIFEST, new.dumps())
     return result
 
 
-def _discover(settings, site: Path, old: Manifest) -> tuple[str, list, list[IssueBuild]]:
+def _assemble(builds: list[IssueBuild], kept: list[IssueBuild], old: Manifest, result):
+    """Every issue's record and manifest entry, first source first (a second file for a
+    month is refused), with the editor's messages."""
+    result.rendered, result.unchanged, result.refused = [], [], []
+    result.messages[:] = [m for m in result.messages if not getattr(m, "per_build", False)]
+    new = Manifest()
+    records: dict[str, dict] = {}
+    fresh: list[dict] = []
+
+    def say(text: str) -> None:
+        result.messages.append(_BuildMessage(text))
+
+    for build in sorted(builds + kept, key=lambda b: b.source):
+        record = build.record
+        if build.errors:
+            count = len(build.errors)
+            for error in build.errors:
+                say(error)
+            what = f"{count} error{'s' if count != 1 else ''}"
+            if record is None:
+                say(f"{build.path}: not archived: {what}")
+            else:
+                say(f"{build.path}: {what}; the archive keeps its copy from the last build")
+            result.refused.append(str(build.path))
+        elif build.failure:
+            if record is None:
+                say(f"{build.failure_at}: warning: not archived: {build.failure} [render-failed]")
+            else:
+                say(
+                    f"{build.failure_at}: warning: not rebuilt: {build.failure}; the archive "
+                    "keeps its copy from the last build [render-failed]"
+                )
+            result.refused.append(str(build.path))
+        if record is None:
+            continue
+        if record["month"] in records:
+            other = records[record["month"]]["source"]
+            say(f"{build.path}: not archived: {other} is the {record['label']} issue already")
+            result.refused.append(str(build.path))
+            continue
+        records[record["month"]] = record
+        is_fresh = build.built and not build.kept_copy
+        # Unchanged, or kept as the last build archived it despite errors: as it was.
+        entry = {"files": page_names(record["month"]), "key": build.key}
+        entry = entry if is_fresh else old.issues[build.source]
+        new.issues[build.source] = {
+            "month": record["month"],
+            "files": entry["files"],
+            "key": entry["key"],
+        }
+        new.files += [*entry["files"], record_path(record["month"])]
+        if is_fresh:
+            fresh.append(record)
+            result.rendered.append(record["month"])
+        elif not build.kept_copy:
+            result.unchanged.append(record["month"])
+    return _Assembly(records, fresh, new)
+
+
+class _BuildMessage(str):
+    """A message about one build: said again when the builds are assembled again."""
+
+    per_build = True
+
+
+def _discover(
+    settings, site: Path, old: Manifest, writer: SiteWriter, messages: list[str]
+) -> tuple[str, list, list[IssueBuild]]:
     """(what every page depends on, issues to build, issues unchanged since the last
     build)."""
     from composer.archive.manifest import fingerprint, issue_key
@@ -147,23 +222,38 @@ def _discover(settings, site: Path, old: Manifest) -> tuple[str, list, list[Issu
         entry = old.issues.get(source)
         unchanged = IssueBuild(_shown(path), source, key, built=False)
         files = entry["files"] if entry else []
-        if entry and entry.get("key") == key and all((site / f).is_file() for f in files):
-            unchanged.record = _cached(site, old, unchanged)
+        if entry and entry.get("key") == key and all(writer.exists(f) for f in files):
+            unchanged.record = _cached(site, old, unchanged, settings, writer, messages)
         if unchanged.record is not None:
             kept.append(unchanged)
         else:
             todo.append((_shown(path), source, key))
+    todo.sort(key=lambda item: item[1])  # builds arrive in source order (see _build)
     return base, todo, kept
 
 
-def _cached(site: Path, old: Manifest, build: IssueBuild) -> dict | None:
-    """The record of the issue as the last build archived it, if there is one."""
+def _cached(
+    site: Path, old: Manifest, build: IssueBuild, settings, writer: SiteWriter, messages
+) -> dict | None:
+    """The record of the issue as the last build archived it, if there is a sound one:
+    a record that is not what the archive writes is not used (with a warning)."""
+    from composer import safefiles
+    from composer.archive.cached import RECORD_LIMIT, BadRecord, load_record
+
     entry = old.issues.get(build.source)
     if not entry:
         return None
+    rel = record_path(entry["month"])
     try:
-        return json.loads((site / record_path(entry["month"])).read_bytes())
-    except (FileNotFoundError, ValueError):
+        data = writer.read(rel, RECORD_LIMIT)
+        return load_record(data, month=entry["month"], source=build.source, settings=settings)
+    except FileNotFoundError:
+        return None
+    except (OSError, safefiles.UnsafePath, BadRecord) as exc:
+        why = str(exc).removeprefix(f"{(site / rel).as_posix()}: ")
+        messages.append(
+            f"{_shown(site / rel)}: warning: not used: {why}; {build.path} is rendered again"
+        )
         return None
 
 

@@ -1,11 +1,16 @@
 """Writing the site: a file is rewritten only when its bytes differ, so an unchanged
-archive keeps its files (and their times) and diffs cleanly in git."""
+archive keeps its files (and their times) and diffs cleanly in git.
+
+Every access goes through composer.safefiles: the site is an output folder anyone may
+have tampered with, so no path leaves it and no symbolic link in it is followed.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from composer import safefiles
 
 
 @dataclass
@@ -17,32 +22,23 @@ class SiteWriter:
 
     def write(self, rel: str, data: bytes) -> bool:
         """Write `data` to root/rel unless the file already holds exactly these bytes."""
-        path = self.root / rel
         try:
-            if path.stat().st_size == len(data) and path.read_bytes() == data:
+            if safefiles.read_file(self.root, rel, limit=len(data)) == data:
                 self.unchanged.append(rel)
                 return False
-        except FileNotFoundError:
-            pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)  # readers of the site never see half a file
+        except (OSError, safefiles.UnsafePath):
+            pass  # missing, larger or not a plain file: written (or refused) below
+        safefiles.write_file(self.root, rel, data)  # readers never see half a file
         self.written.append(rel)
         return True
 
+    def read(self, rel: str, limit: int) -> bytes:
+        return safefiles.read_file(self.root, rel, limit=limit)
+
     def remove(self, rel: str) -> None:
         """Remove a file the archive wrote earlier, and its folders once they are empty."""
-        path = self.root / rel
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return
-        self.removed.append(rel)
-        parent = path.parent
-        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
-            parent = parent.parent
+        if safefiles.remove_file(self.root, rel):
+            self.removed.append(rel)
 
     def exists(self, rel: str) -> bool:
-        return (self.root / rel).is_file()
+        return safefiles.is_regular_file(self.root, rel)

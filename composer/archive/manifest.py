@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 MANIFEST = ".manifest.json"
 CACHE_DIR = ".cache"
-FORMAT = 1
+FORMAT = 2  # 2: records hold inline markup as data, never HTML
+MANIFEST_LIMIT = 16_000_000  # bytes; 100 issues make about 40 KB
+# The only files the archive writes, so the only ones a manifest may name (and so the
+# only ones a build may remove): a crafted manifest cannot reach beyond them.
+SITE_FILE = re.compile(
+    r"(?:index\.html|search\.html|links\.html|feed\.xml|search-index\.js"
+    r"|assets/[A-Za-z0-9_-][A-Za-z0-9._-]*"
+    r"|\d{4}/\d{2}/(?:email\.eml|email\.txt|index\.html)"
+    r"|\.cache/\d{4}-\d{2}\.json)"
+)
+_MONTH = re.compile(r"\d{4}-(?:0[1-9]|1[0-2])")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 # The code whose output ends up in an issue's archived files.
 _CODE = ("model.py", "links.py", "months.py", "mailing.py", "readers", "render", "archive")
@@ -28,21 +40,32 @@ _SETTINGS = (
 
 @dataclass
 class Manifest:
-    issues: dict[str, dict] = field(default_factory=dict)  # month -> {source, key, files}
+    issues: dict[str, dict] = field(default_factory=dict)  # source -> {month, key, files}
     files: list[str] = field(default_factory=list)  # every file the last build wrote
     pages: dict[str, str] = field(default_factory=dict)  # site page -> digest of its inputs
 
     @classmethod
-    def load(cls, site: Path) -> Manifest:
+    def load(cls, site: Path) -> tuple[Manifest, str | None]:
+        """The manifest of the last build, and why it was not used if it was not. With
+        no usable manifest, every issue is built afresh and no file is removed."""
+        from composer import safefiles
+
         try:
-            data = json.loads((site / MANIFEST).read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError, UnicodeDecodeError):
-            return cls()  # no (usable) manifest: everything is built afresh
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            return cls()
-        return cls(
-            dict(data.get("issues", {})), list(data.get("files", [])), dict(data.get("pages", {}))
-        )
+            raw = safefiles.read_file(Path(site), MANIFEST, limit=MANIFEST_LIMIT)
+        except FileNotFoundError:
+            return cls(), None
+        except (OSError, safefiles.UnsafePath) as exc:
+            return cls(), str(getattr(exc, "strerror", None) or exc).split(": ")[-1]
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return cls(), "not valid JSON"
+        if isinstance(data, dict) and "format" in data and data["format"] != FORMAT:
+            return cls(), None  # written by another version of composer: rebuilt quietly
+        try:
+            return _checked(data), None
+        except ValueError as exc:
+            return cls(), str(exc)
 
     def dumps(self) -> bytes:
         data = {
@@ -52,6 +75,41 @@ class Manifest:
             "pages": self.pages,
         }
         return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _checked(data) -> Manifest:
+    """The manifest in `data` if it names only what a build writes; else ValueError."""
+    from composer.archive.issue import page_names
+
+    if not isinstance(data, dict) or set(data) != {"format", "issues", "files", "pages"}:
+        raise ValueError("not a manifest of the archive")
+    issues, files, pages = data["issues"], data["files"], data["pages"]
+    if not isinstance(files, list):
+        raise ValueError('"files" is not a list')
+    for name in files:
+        if not isinstance(name, str) or not SITE_FILE.fullmatch(name):
+            raise ValueError(f'"files" names {json.dumps(name)}, not a file of the archive')
+    if not isinstance(pages, dict):
+        raise ValueError('"pages" is not an object')
+    for name, digest in pages.items():
+        if not SITE_FILE.fullmatch(name) or not isinstance(digest, str):
+            raise ValueError(f'"pages" names {json.dumps(name)}, not a page of the archive')
+        if not _DIGEST.fullmatch(digest):
+            raise ValueError(f'"pages" has a bad digest for {json.dumps(name)}')
+    if not isinstance(issues, dict):
+        raise ValueError('"issues" is not an object')
+    for source, entry in issues.items():
+        where = f'"issues" entry {json.dumps(source)}'
+        if not isinstance(entry, dict) or set(entry) != {"month", "key", "files"}:
+            raise ValueError(f"{where} is not an issue entry")
+        month, key = entry["month"], entry["key"]
+        if not isinstance(month, str) or not _MONTH.fullmatch(month):
+            raise ValueError(f"{where} has a bad month")
+        if not isinstance(key, str) or not _DIGEST.fullmatch(key):
+            raise ValueError(f"{where} has a bad key")
+        if entry["files"] != page_names(month):
+            raise ValueError(f"{where} names files that are not its pages")
+    return Manifest(dict(issues), list(files), dict(pages))
 
 
 def record_path(month: str) -> str:

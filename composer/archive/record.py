@@ -1,12 +1,28 @@
 """An issue's record: what the index, feed, search and links pages need to know of it.
 
 Records are plain JSON data, cached in the site between builds, so the site-wide pages
-can be rebuilt without reading or rendering the issues that did not change.
+can be rebuilt without reading or rendering the issues that did not change. A record
+holds text only, never HTML: inline markup is kept as data (`[kind, text]`, or
+`["a", text, url]` for a link) and the templates escape every piece of it, so a record
+read back from a tampered cache can hold anything and still put no markup on a page
+(composer/archive/cached.py checks its shape before it is used at all).
 """
 
 from __future__ import annotations
 
-from composer.model import Issue
+import json
+
+from composer.model import Emphasis, Inline, Issue, Link, Literal, Paragraph, Strong, Text
+
+# The inline kinds a record may hold, and the model node each one stands for.
+INLINE_KINDS: dict[str, type] = {
+    "text": Text,
+    "em": Emphasis,
+    "strong": Strong,
+    "code": Literal,
+    "a": Link,
+}
+_KIND_OF = {node: kind for kind, node in INLINE_KINDS.items()}
 
 
 def issue_dir(month: str) -> str:
@@ -26,47 +42,60 @@ def section_anchors(issue: Issue) -> list[str]:
 
 
 def issue_record(issue: Issue, settings, source: str) -> dict:
-    from composer.archive.templates import render_template
     from composer.months import month_name
     from composer.render import subject_of
-    from composer.render.text import inline_html
 
     sections = []
     for section, anchor in zip(issue.sections, section_anchors(issue), strict=True):
         entries = [_entry(e, "") for e in section.entries]
         entries += [_entry(e, g.date) for g in section.groups for e in g.entries]
         sections.append({"title": section.title, "anchor": anchor, "entries": entries})
-    record = {
+    return {
         "month": issue.month,
         "label": month_name(issue.month),
         "title": subject_of(issue, settings),
         "source": source,
         "dir": issue_dir(issue.month),
         "url": settings.issue_url(issue.month),
-        "intro": [str(inline_html(p)) for p in issue.intro],
-        "highlights": [str(inline_html(p)) for p in issue.highlights],
+        "intro": [paragraph_data(p) for p in issue.intro],
+        "highlights": [paragraph_data(p) for p in issue.highlights],
         "sections": sections,
     }
-    # Pieces of the site-wide files, made once here rather than on every build: the
-    # issue's Atom entry (its content the whole issue as simple HTML) and search lines.
-    content = render_template(settings, "_content.html.j2", issue=issue, record=record).strip()
-    record["feed_entry"] = render_template(
-        settings, "_feed_entry.xml.j2", r=record, content=content
-    ).rstrip("\n")
-    record["search"] = search_lines(record)
-    return record
+
+
+def paragraph_data(paragraph: Paragraph) -> list[list[str]]:
+    """A paragraph as record data: one `[kind, text]` (`["a", text, url]`) per node."""
+    return [
+        ["a", node.text, node.url] if isinstance(node, Link) else [_KIND_OF[type(node)], node.text]
+        for node in paragraph.inlines
+    ]
+
+
+def paragraph_inlines(data: list) -> tuple[Inline, ...]:
+    """Record data back into the model's inline nodes (an unknown kind is plain text)."""
+    nodes: list[Inline] = []
+    for node in data:
+        kind, text = node[0], node[1]
+        if kind == "a":
+            nodes.append(Link(text, node[2]))
+        else:
+            nodes.append(INLINE_KINDS.get(kind, Text)(text))
+    return tuple(nodes)
+
+
+def plain(paragraphs: list) -> str:
+    """The text of record paragraphs, as `Entry.summary_plain` gives it."""
+    return "\n\n".join("".join(node[1] for node in p) for p in paragraphs)
 
 
 def search_lines(record: dict) -> str:
     """The issue's entries for the search index, one JSON object a line."""
-    import json
-
     page = f"{record['dir']}/index.html"
     return ",\n".join(
         json.dumps(
             {
                 "title": entry["title"],
-                "summary": entry["summary"],
+                "summary": plain(entry["summary"]),
                 "url": entry["url"],
                 "month": record["month"],
                 "section": section["title"],
@@ -80,4 +109,9 @@ def search_lines(record: dict) -> str:
 
 
 def _entry(entry, date: str) -> dict:
-    return {"title": entry.title, "url": entry.url, "summary": entry.summary_plain, "date": date}
+    return {
+        "title": entry.title,
+        "url": entry.url,
+        "summary": [paragraph_data(p) for p in entry.summary],
+        "date": date,
+    }

@@ -4,15 +4,18 @@ read or rendered here): index, search page and its index, links page, Atom feed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
+from composer.archive.record import search_lines
 from composer.archive.templates import render_template, static_files
 
 ASSETS = "assets"
 SEARCH_INDEX = "search-index.js"
 
 
-def site_files(records: list[dict], settings, unchanged=None) -> list[tuple[str, bytes | None]]:
-    """(site-relative path, bytes) of every site-wide file; `records` newest first.
+def site_files(records: list[dict], settings, unchanged=None) -> Iterator[tuple[str, bytes | None]]:
+    """(site-relative path, bytes) of every site-wide file, one after the other;
+    `records` newest first.
 
     `unchanged(name, inputs)` says whether a page's inputs are those it was last built
     from: such a page is not rendered again (its bytes are None). The index and the links
@@ -45,22 +48,35 @@ def site_files(records: list[dict], settings, unchanged=None) -> list[tuple[str,
         )
         for r in records
     ]
-    pages = {
-        "index.html": None
-        if unchanged("index.html", index_inputs)
-        else render_template(settings, "index.html.j2", **common),
-        "search.html": None
-        if unchanged("search.html", [count, len(records)])
-        else render_template(settings, "search.html.j2", **common),
-        "links.html": None
-        if unchanged("links.html", links_inputs)
-        else render_template(settings, "links.html.j2", links=featured_links(records), **common),
-        "feed.xml": render_template(settings, "feed.xml.j2", updated=_updated(records), **common),
-        SEARCH_INDEX: search_index(records),
-    }
-    files = [(name, None if text is None else text.encode("utf-8")) for name, text in pages.items()]
-    files += [(f"{ASSETS}/{name}", data) for name, data in static_files(settings)]
-    return files
+    # One file at a time: the caller writes each and lets it go before the next is made
+    # (the feed and the search index grow with the archive; never all held at once).
+    if not unchanged("index.html", index_inputs):
+        yield "index.html", _bytes(render_template(settings, "index.html.j2", **common))
+    else:
+        yield "index.html", None
+    if not unchanged("search.html", [count, len(records)]):
+        yield "search.html", _bytes(render_template(settings, "search.html.j2", **common))
+    else:
+        yield "search.html", None
+    if not unchanged("links.html", links_inputs):
+        links = featured_links(records)
+        yield (
+            "links.html",
+            _bytes(render_template(settings, "links.html.j2", links=links, **common)),
+        )
+    else:
+        yield "links.html", None
+    yield (
+        "feed.xml",
+        _bytes(render_template(settings, "feed.xml.j2", updated=_updated(records), **common)),
+    )
+    yield SEARCH_INDEX, search_index(records).encode("utf-8")
+    for name, data in static_files(settings):
+        yield f"{ASSETS}/{name}", data
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8")
 
 
 def search_index(records: list[dict]) -> str:
@@ -71,7 +87,8 @@ def search_index(records: list[dict]) -> str:
         json.dumps({"month": r["month"], "label": r["label"], "page": _page(r)}, sort_keys=True)
         for r in records
     )
-    entries = ",\n".join(r["search"] for r in records if r["search"])
+    lines = (search_lines(r) for r in records)
+    entries = ",\n".join(line for line in lines if line)
     return f'window.ARCHIVE_INDEX = {{"issues": [\n{issues}\n],\n"entries": [\n{entries}\n]}};\n'
 
 

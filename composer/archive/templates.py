@@ -41,4 +41,14 @@ def _environment(directory: Path):
         keep_trailing_newline=True,
     )
     env.filters.update(FILTERS)
+    env.filters["paragraph_html"] = paragraph_html
     return env
+
+
+def paragraph_html(data) -> str:
+    """A record's paragraph (`[[kind, text], ...]`) as HTML: each text escaped by the
+    email's own `inline_html`, the only markup its em, strong, code and safe links."""
+    from composer.archive.record import paragraph_inlines
+    from composer.render.text import inline_html
+
+    return inline_html(paragraph_inlines(data))

@@ -1,50 +1,74 @@
 """Where the changed issues are checked and rendered.
 
-- one job, or nothing to do: in this process;
+- one job, or nothing to do: in this process, one issue after the other;
 - many issues: a pool of forked worker processes, each issue read and rendered once;
 - a few issues (the usual rebuild): one forked worker renders their pages while this
   process reads them again for the site-wide pages, so the two halves of the work (and
   of the imports: docutils here, the MJML and CSS-inlining stack there) overlap.
 
-`start` returns the builds (with records, at once) and a function that returns every
-built issue's files (waiting for the worker if one is rendering them).
+`start` returns a Run: `builds` yields every build in the order of `todo` as soon as it
+is done (with its pages, except in the overlap mode), so the caller can write an issue's
+pages and let them go before the next one is rendered: memory stays flat however many
+issues there are. `late()` returns the builds whose pages came later (overlap mode:
+their pages, or why they could not be rendered).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from composer.archive.issue import IssueBuild, build_issue
 
 POOL_MIN = 4  # from this many changed issues on, a pool renders them all
 
-Files = dict[str, dict[str, bytes]]  # issue source -> site-relative path -> bytes
+
+@dataclass
+class Run:
+    builds: Iterator[IssueBuild]
+    late: Callable[[], dict[str, IssueBuild]]
 
 
-def start(todo: list[tuple], settings, jobs: int | None) -> tuple[list[IssueBuild], Callable]:
+def start(todo: list[tuple], settings, jobs: int | None) -> Run:
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1 or not todo:
-        builds = [build_issue(*item, settings) for item in todo]
-        return builds, lambda: _files(builds)
+        return Run(_in_process(todo, settings), dict)
     pool = _pool(min(jobs, len(todo)))
     if len(todo) >= POOL_MIN:
-        with pool:
-            chunk = max(1, len(todo) // (jobs * 4))
-            builds = list(pool.map(_build, todo, [settings] * len(todo), chunksize=chunk))
-        return builds, lambda: _files(builds)
+        return Run(_pooled(pool, todo, settings, jobs), dict)
     futures = [pool.submit(_build, item, settings) for item in todo]
     builds = [build_issue(*item, settings, pages=False) for item in todo]
 
-    def finish() -> Files:
+    def late() -> dict[str, IssueBuild]:
         with pool:
-            return _files([future.result() for future in futures])
+            return {b.source: b for b in (future.result() for future in futures)}
 
-    return builds, finish
+    return Run(iter(builds), late)
 
 
-def _files(builds: list[IssueBuild]) -> Files:
-    return {b.source: b.files for b in builds if b.files}
+def _in_process(todo: list[tuple], settings) -> Iterator[IssueBuild]:
+    """One issue at a time, with the cyclic collector on: a parsed issue (docutils'
+    document tree) is a web of cycles that only the collector frees, and the caller
+    turns the collector off for the records it keeps."""
+    import gc
+
+    for item in todo:
+        enabled = gc.isenabled()
+        gc.enable()
+        try:
+            build = build_issue(*item, settings)
+        finally:
+            if not enabled:
+                gc.collect()
+                gc.disable()
+        yield build
+
+
+def _pooled(pool, todo: list[tuple], settings, jobs: int) -> Iterator[IssueBuild]:
+    with pool:
+        chunk = max(1, len(todo) // (jobs * 4))
+        yield from pool.map(_build, todo, [settings] * len(todo), chunksize=chunk)
 
 
 def _build(item: tuple, settings) -> IssueBuild:
