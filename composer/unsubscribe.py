@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import sys
 from urllib.parse import parse_qs, urlsplit
 
@@ -153,16 +154,37 @@ def unsubscribe_base(settings) -> str:
 
 
 def extract_token(value: str) -> str:
-    """The token from a pasted unsubscribe URL, mailto subject or bare token."""
+    """The signed token in what a subscriber or an editor pastes: the bare token, the
+    unsubscribe URL (`...?token=T`), the List-Unsubscribe mailto a subscriber forwards
+    (`mailto:ADDR?subject=unsubscribe%20T`, percent-decoded), the whole List-Unsubscribe
+    header (`<https://...>, <mailto:...>`) or the subject line `unsubscribe T`; "" when it
+    holds none (a link without a token, words), which `Signer.verify` refuses."""
     value = value.strip()
-    if "token=" in value:
+    # A List-Unsubscribe header, or one of its <...> entries: the first that holds a token.
+    entries = re.findall(r"<([^<>]*)>", value)
+    for entry in entries or [value]:
+        token = _token_in(entry.strip())
+        if token:
+            return token
+    return ""
+
+
+def _token_in(value: str) -> str:
+    """The token in one URL, subject or bare token; "" when there is none."""
+    lowered = value.lower()
+    if lowered.startswith(("http://", "https://", "mailto:")) or "token=" in lowered:
         query = urlsplit(value).query or value.split("?", 1)[-1]
-        found = parse_qs(query).get("token")
-        if found:
-            return found[0].strip()
-    if value.lower().startswith("unsubscribe "):
-        return value.split(None, 1)[1].strip()
-    return value
+        fields = {key.lower(): found for key, found in parse_qs(query).items()}
+        if fields.get("token"):
+            return fields["token"][0].strip()
+        if fields.get("subject"):  # parse_qs has percent-decoded it (and read + as a space)
+            return _token_in(fields["subject"][0].strip())
+        return ""
+    words = value.split(None, 1)
+    if len(words) == 2 and words[0].lower() == "unsubscribe":
+        return words[1].strip()
+    # A bare token has no spaces, brackets or URL parts.
+    return value if value and not re.search(r"[\s<>?=:/]", value) else ""
 
 
 def _warn_development() -> None:

@@ -200,3 +200,84 @@ def test_export_neutralises_formulas_and_import_takes_them_back(project: Path) -
 def test_neutralize_round_trips(cell: str) -> None:
     assert unneutralize(neutralize(cell)) == cell
     assert not neutralize(cell).startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+# --- unsubscribe --token: whatever form of the link a subscriber forwards ---------------------
+
+SECRET = "hostile-subscribers-test-secret-0123456789"
+
+
+def _link_forms(settings, may_issue, recipient) -> dict[str, str]:
+    """The forms a token reaches an editor in, taken from a real message built for them."""
+    import email
+    import email.policy
+
+    from composer.mailing import MessageTemplate
+    from composer.render import Rendered
+    from composer.unsubscribe import Signer
+
+    signer = Signer(SECRET)
+    rendered = Rendered(
+        html="<p><a href='%%UNSUBSCRIBE_URL%%'>Unsubscribe</a></p>\n",
+        text="Unsubscribe: %%UNSUBSCRIBE_URL%%\n",
+        subject="Test",
+        preheader="",
+    )
+    template = MessageTemplate.build(rendered, settings, may_issue, signer=signer)
+    message = email.message_from_bytes(
+        template.for_recipient(recipient), policy=email.policy.compat32
+    )
+    header = " ".join(message["List-Unsubscribe"].split())  # unfolded
+    https, mailto = (part.strip(" <>") for part in header.split(","))
+    signed = signer.sign(recipient.token)
+    return {
+        "bare token": signed,
+        "https link": https,
+        "mailto link": mailto,
+        "List-Unsubscribe header": header,
+        "angle-bracketed mailto": f"<{mailto}>",
+        "subject line": f"unsubscribe {signed}",
+        "mailto, + for the space": mailto.replace("%20", "+"),
+        "mailto, upper case": mailto.replace("mailto:", "MAILTO:").replace("subject=", "Subject="),
+    }
+
+
+def test_unsubscribe_token_accepts_every_form_of_the_link(
+    project: Path, settings, may_issue, monkeypatch
+) -> None:
+    from composer.subscribers import Recipient
+
+    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    forms = None
+    for i, form in enumerate(
+        [
+            "bare token",
+            "https link",
+            "mailto link",
+            "List-Unsubscribe header",
+            "angle-bracketed mailto",
+            "subject line",
+            "mailto, + for the space",
+            "mailto, upper case",
+        ]
+    ):
+        address = f"reader{i}@example.com"
+        newsletter(project, "add", address)
+        with open_store(project / "subscribers.db") as store:
+            sub = store.require(address)
+        forms = _link_forms(settings, may_issue, Recipient(sub.id, sub.email, "", sub.token))
+        if form == "mailto link":
+            assert forms[form].startswith("mailto:research@covar.com?subject=unsubscribe%20")
+        result = newsletter(project, "unsubscribe", "--token", forms[form])
+        assert result.exit_code == 0, (form, result.output)
+        assert result.output == f"{address}: active -> unsubscribed\n", form
+
+
+def test_unsubscribe_token_refuses_a_mailto_without_one(project: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    result = newsletter(project, "unsubscribe", "--token", "mailto:research@covar.com")
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: not an unsubscribe token: expected TOKEN.SIGNATURE, as in the unsubscribe "
+        "link (?token=...)\n"
+    )
