@@ -242,3 +242,63 @@ def test_options_and_key_are_checked(settings, monkeypatch) -> None:
         "  SENDGRID_API_KEY is not set: delivery.backend is sendgrid; put the API key in the "
         "environment or in .env (see .env.example)"
     )
+
+
+# -- issue 10: more than 1000 recipients in one batch, malformed keys ---------------------
+
+
+def test_send_batch_splits_more_than_1000_recipients(server, settings, template) -> None:
+    recipients = people(2500)
+    with make_sender(settings, server.settings_block()) as sender:
+        results = sender.send_batch(template, recipients)
+    assert [len(b["personalizations"]) for b in server.accepted] == [1000, 1000, 500]
+    assert [r.recipient for r in results] == recipients
+    assert all(r.status is DeliveryStatus.SENT for r in results)
+    assert [results[i].message_id for i in (0, 999, 1000, 2499)] == [
+        "test-message-00001",
+        "test-message-00001",
+        "test-message-00002",
+        "test-message-00003",
+    ]
+
+
+BROKEN_KEY = "SG.first-half-of-key-0123\nsecond-half-of-key-4567"
+
+
+def test_a_key_with_a_line_break_is_refused_on_load_without_it(settings, monkeypatch) -> None:
+    monkeypatch.setenv("SENDGRID_API_KEY", BROKEN_KEY)
+    with pytest.raises(SettingsError) as err:
+        make_sender(settings, {})
+    assert str(err.value) == (
+        "SENDGRID_API_KEY (environment or .env) contains a line break at character 26: set "
+        "it again on one line, exactly as your provider shows it"
+    )
+    assert "half-of-key" not in str(err.value)
+
+
+def test_a_request_the_client_cannot_make_never_shows_the_key(server) -> None:
+    """Past the check on load (SendGridApi is also used directly, by the suppressions
+    sync): http.client's ValueError quotes the whole header; none of it may show."""
+    from composer.senders.sendgrid import SendGridApi, SendGridError
+
+    api = SendGridApi(BROKEN_KEY, server.base_url, max_attempts=1)
+    with pytest.raises(SendGridError) as err:
+        api.request("GET", "/v3/suppression/unsubscribes")
+    text = str(err.value)
+    assert text.startswith("SendGrid: the request could not be made: Invalid header value ")
+    for piece in ("first-half-of-key", "second-half-of-key", "0123", "4567"):
+        assert piece not in text, text
+
+
+def test_scrub_removes_a_secret_whole_escaped_or_in_pieces() -> None:
+    from composer.senders.secrets import scrub
+
+    secret = "Tr1cky-secret\nand-its-tail"
+    text = (
+        f"whole {secret}; repr {secret!r}; escaped {secret.encode('unicode_escape').decode()};"
+        " first line Tr1cky-secret, last line and-its-tail; short and common: and, its"
+    )
+    assert scrub(text, secret) == (
+        "whole [redacted]; repr '[redacted]'; escaped [redacted]; first line [redacted], "
+        "last line [redacted]; short and common: and, its"
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import time
 
 import pytest
 
@@ -16,7 +17,7 @@ from composer.render import render
 from composer.senders import DeliveryStatus, SendError, sender_for
 from composer.subscribers import Recipient
 from composer.unsubscribe import Signer
-from tests.servers.smtp import DROP, SMTPTestServer, free_port
+from tests.servers.smtp import DROP, SLOW, SMTPTestServer, free_port
 
 SIGNER = Signer("smtp-test-secret-0123456789")
 FAST = (0.05, 0.1)  # retry delays for tests
@@ -241,4 +242,90 @@ def test_login_needs_both_and_encryption(settings, monkeypatch) -> None:
         f"{settings.path}: 2 bad settings:\n"
         "  SMTP_USERNAME and SMTP_PASSWORD (environment or .env): set both or neither\n"
         "  smtp.security: none would send SMTP_PASSWORD in clear; use starttls or tls"
+    )
+
+
+# -- issue 10: a refused greeting, secrets, drops after DATA, an unreachable relay --------
+
+
+def test_a_refused_ehlo_shows_the_servers_words(server, settings, template) -> None:
+    server.handler.ehlo_reply = "421 4.3.2 Too busy, try again in a minute"
+    with pytest.raises(SendError) as err:
+        send(settings, server.settings_block(), template, recipients(1))
+    assert str(err.value) == (
+        f"smtp: cannot connect to 127.0.0.1:{server.port} (smtp.host and smtp.port in "
+        f"{settings.path}): 421 4.3.2 Too busy, try again in a minute"
+    )
+
+
+def test_a_non_ascii_password_logs_in_with_utf8_plain(settings, template, monkeypatch) -> None:
+    monkeypatch.setenv("SMTP_USERNAME", "rédaction")
+    monkeypatch.setenv("SMTP_PASSWORD", "pässwörd-ünïcode")
+    with SMTPTestServer(tls="starttls", auth=("rédaction", "pässwörd-ünïcode")) as server:
+        results = send(settings, server.settings_block(), template, recipients(2))
+    assert all(r.sent for r in results.values())
+    assert set(server.logins) == {"rédaction"}
+
+
+def test_a_wrong_non_ascii_password_is_one_line_without_it(settings, template, monkeypatch):
+    monkeypatch.setenv("SMTP_USERNAME", "newsletter")
+    monkeypatch.setenv("SMTP_PASSWORD", "fälsch-geheim")
+    with SMTPTestServer(tls="starttls", auth=("newsletter", "right")) as server:
+        with pytest.raises(SendError) as err:
+            send(settings, server.settings_block(), template, recipients(1))
+    assert str(err.value) == (
+        f"smtp: 127.0.0.1:{server.port} refused the login of SMTP_USERNAME: "
+        "535 5.7.8 Authentication credentials invalid"
+    )
+
+
+def test_a_password_with_a_line_break_is_refused_on_load_without_it(settings, monkeypatch):
+    monkeypatch.setenv("SMTP_USERNAME", "newsletter")
+    monkeypatch.setenv("SMTP_PASSWORD", "first-half-secret\nsecond-half-secret")
+    with pytest.raises(SettingsError) as err:
+        sender_for(smtp_settings(settings, {"host": "mx.example.com"}))
+    assert str(err.value) == (
+        "SMTP_PASSWORD (environment or .env) contains a line break at character 18: set it "
+        "again on one line, exactly as your provider shows it"
+    )
+    assert "half-secret" not in str(err.value)
+
+
+def test_a_drop_after_data_is_unknown_and_never_retried(server, settings, template) -> None:
+    server.handler.on("reader2@example.com", DROP, stage="data")
+    results = send(settings, server.settings_block(connections=1), template, recipients(3))
+    dropped = results["reader2@example.com"]
+    assert dropped.status is DeliveryStatus.UNKNOWN
+    assert dropped.reason.startswith(
+        f"connection to 127.0.0.1:{server.port} lost after the whole message was sent, "
+        "before the server confirmed it: "
+    )
+    assert server.handler.attempts["reader2@example.com"] == 1
+    assert results["reader1@example.com"].sent and results["reader3@example.com"].sent
+
+
+def test_a_timeout_after_data_is_unknown(server, settings, template) -> None:
+    server.handler.slow_seconds = 2.0
+    server.handler.on("reader1@example.com", SLOW, stage="data", times=1)
+    results = send(
+        settings, server.settings_block(timeout=1, connections=1), template, recipients(2)
+    )
+    assert results["reader1@example.com"].status is DeliveryStatus.UNKNOWN
+    assert results["reader2@example.com"].sent
+    time.sleep(1.2)
+    assert [m.rcpt_tos for m in server.received].count(["reader1@example.com"]) == 1
+
+
+def test_a_relay_that_goes_away_is_no_verdict_on_the_recipient(settings, template) -> None:
+    with SMTPTestServer() as server:
+        block = server.settings_block(connections=1)
+        sender = sender_for(smtp_settings(settings, block), retry_delays=())
+        with sender:
+            first = sender.send_batch(template, recipients(1))
+            server.stop(drain=0.1)
+            later = sender.send_batch(template, recipients(2))
+    assert first[0].sent and not first[0].unreached
+    assert [(r.status, r.unreached) for r in later] == [(DeliveryStatus.TEMPORARY, True)] * 2
+    assert later[1].reason == (
+        f"connection to 127.0.0.1:{server.port} lost at connect: [Errno 111] Connection refused"
     )

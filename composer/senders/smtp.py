@@ -10,6 +10,7 @@ newsletter.yaml:
       timeout: 30               # seconds per command
       ca_file: certs/ca.pem     # optional: trust this CA (a private server)
       envelope_from: bounces@example.com   # optional: where bounces go (default: sender)
+      verp: true                # optional: envelope sender bounces+ID-MAC@... per recipient
       retry_delays: [10, 60, 300]          # optional: seconds before each retry of a 4xx
 
 The login comes only from the environment (or .env): SMTP_USERNAME and SMTP_PASSWORD.
@@ -24,6 +25,7 @@ may have accepted it, so it is never sent again unasked (recorded ambiguous).
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import socket
 import ssl
@@ -58,6 +60,7 @@ class SmtpSender(Sender):
         ca_file = options.text("ca_file")
         self.local_hostname = options.text("local_hostname") or None
         self.envelope_from = options.text("envelope_from") or settings.sender_address
+        self.verp = options.boolean("verp", False)
         if "retry_delays" not in kwargs:
             self.retry_delays = options.number_list("retry_delays", self.retry_delays)
         else:
@@ -65,9 +68,8 @@ class SmtpSender(Sender):
         self.ca_file = str(Path(settings.root) / ca_file) if ca_file else None
         if self.ca_file and not Path(self.ca_file).is_file():
             options.problems.append(f"smtp.ca_file: {self.ca_file} is not a file")
-        why = "SMTP login (AUTH PLAIN/LOGIN in smtplib) cannot send"
-        self._username = load_secret("SMTP_USERNAME", ascii_only=True, why=why)
-        self._password = load_secret("SMTP_PASSWORD", ascii_only=True, why=why)
+        self._username = load_secret("SMTP_USERNAME")
+        self._password = load_secret("SMTP_PASSWORD")
         if bool(self._username) != bool(self._password):
             options.problems.append(
                 "SMTP_USERNAME and SMTP_PASSWORD (environment or .env): set both or neither"
@@ -147,6 +149,16 @@ class SmtpSender(Sender):
             wires = self._wires = (template, _Wire(template))
         return wires[1]
 
+    def envelope_for(self, template, recipient) -> str:
+        """The envelope sender (where bounces go) of one message: with smtp.verp, the
+        subscriber's signed address local+ID-MAC@domain (composer/inbound/verp.py), so a
+        bounce names its subscriber; a test send's outside recipient (id 0) gets the plain one."""
+        if not self.verp or not recipient.id or template.signer is None:
+            return self.envelope_from
+        from composer.inbound.verp import verp_address
+
+        return verp_address(self.envelope_from, template.signer, recipient.id)
+
     def _connection(self) -> _Connection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
@@ -182,11 +194,11 @@ class SmtpSender(Sender):
                 _ehlo(smtp)
             if self._username:
                 try:
-                    smtp.login(self._username, self._password)
+                    _login(smtp, self._username, self._password)
                 except smtplib.SMTPAuthenticationError as exc:
                     raise SendError(
                         f"smtp: {self.where} refused the login of SMTP_USERNAME: "
-                        f"{_reply(exc.smtp_code, exc.smtp_error)}"
+                        f"{scrub(_reply(exc.smtp_code, exc.smtp_error))}"
                     ) from None
                 except smtplib.SMTPNotSupportedError:
                     raise SendError(f"smtp: {self.where} does not offer AUTH (login)") from None
@@ -237,7 +249,7 @@ class _Connection:
                 smtp = self.ensure()
                 reused = self.used
                 stage = "MAIL FROM"
-                code, reply = smtp.mail(sender.envelope_from)
+                code, reply = smtp.mail(sender.envelope_for(template, recipient))
                 if code == 250:
                     stage = "RCPT TO"
                     code, reply = smtp.rcpt(address)
@@ -342,6 +354,25 @@ class _Wire:
 
 def _stuff_inside(data: bytes) -> bytes:
     return data.replace(b"\n.", b"\n..") if b"\n." in data else data
+
+
+def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """smtplib's login, and AUTH PLAIN in UTF-8 (RFC 4616) for a non-ASCII login, which
+    smtplib can only send as ASCII (a UnicodeEncodeError)."""
+    if username.isascii() and password.isascii():
+        smtp.login(username, password)
+        return
+    offered = (smtp.esmtp_features.get("auth") or "").upper().split()
+    if "PLAIN" not in offered:
+        raise SendError(
+            "smtp: SMTP_USERNAME or SMTP_PASSWORD has non-ASCII characters, which only AUTH "
+            f"PLAIN can carry, and the server offers {', '.join(offered) or 'no AUTH'}; "
+            "choose an ASCII password"
+        )
+    plain = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
+    code, reply = smtp.docmd("AUTH", f"PLAIN {plain}")
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, reply)
 
 
 def _ehlo(smtp: smtplib.SMTP) -> None:
