@@ -260,6 +260,7 @@ def test_wrong_methods_huge_bodies_and_bad_hosts(client, store, ann, signer):
     assert client.put(url, data=ONE_CLICK, base_url=BASE).status_code == 405
     assert client.delete(url, base_url=BASE).status_code == 405
     assert client.get("/webhooks/sendgrid", base_url=BASE).status_code == 405
+    assert client.post("/webhooks/sendgrid", data=b"[]", base_url=BASE).status_code == 404
     huge = client.post(
         url, data={"List-Unsubscribe": "One-Click", "x": "y" * 100_000}, base_url=BASE
     )

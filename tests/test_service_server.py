@@ -172,3 +172,33 @@ def test_one_click_against_the_real_server(home, server):
     assert '"POST /unsubscribe/ HTTP/1.1" 200' in log
     assert signer.sign(ann.token) not in log  # the access log never holds a token
     assert "Traceback" not in log
+
+
+def test_sendgrid_webhook_through_the_real_server(home):
+    from tests.test_webhooks_sendgrid import event, key_pair, sign
+
+    private, public = key_pair.__wrapped__()
+    settings_file = home / "newsletter.yaml"
+    settings_file.write_text(
+        settings_file.read_text() + f"sendgrid:\n  webhook_public_key: {public}\n"
+    )
+    db = home / "subscribers" / "subscribers.db"
+    with open_store(db) as store:
+        ann = store.add("ann@example.com").subscriber
+    server = ServiceProcess(home)
+    try:
+        url = f"{server.base}/webhooks/sendgrid"
+        body = json.dumps([event("spamreport", "ann@example.com", "evt-1")]).encode()
+        headers = {"Content-Type": "application/json", **sign(private, body, int(time.time()))}
+        for _ in range(2):  # a replayed batch changes nothing more
+            status, _, text = request(url, data=body, headers=headers, method="POST")
+            assert status == 200, text
+        with open_store(db) as store:
+            assert store.require(ann.id).status == "complained"
+            assert [e.status for e in store.history(ann.id)] == ["active", "complained"]
+        forged = dict(headers, **sign(private, b"[]", int(time.time())))
+        status, _, text = request(url, data=body, headers=forged, method="POST")
+        assert (status, text) == (403, b"forbidden\n")
+        assert request(url)[0] == 405
+    finally:
+        assert server.stop() == 0

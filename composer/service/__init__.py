@@ -39,6 +39,7 @@ class Service:
     per_ip: RateLimiter
     per_address: RateLimiter
     sender_factory: Callable[[], object]
+    sendgrid_webhook: object = None
 
     def store(self):
         """This request's store (opened on first use, closed in teardown)."""
@@ -95,6 +96,7 @@ def create_app(
         per_ip=RateLimiter(config.subscribe_per_ip_per_hour),
         per_address=RateLimiter(config.subscribe_per_address_per_hour),
         sender_factory=sender_factory,
+        sendgrid_webhook=webhooks.sendgrid_webhook(settings),
     )
     if config.proxy_hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops, x_proto=config.proxy_hops)

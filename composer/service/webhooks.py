@@ -17,11 +17,30 @@ MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
 
 @blueprint.post("/webhooks/sendgrid")
 def sendgrid():
+    webhook = service().sendgrid_webhook
+    if webhook is None:
+        return plain_error(
+            404, "Not configured", "No SendGrid webhook key is set (sendgrid.webhook_public_key)."
+        )
     request.max_content_length = MAX_WEBHOOK_BYTES
     raw = request.get_data(cache=False, as_text=False, parse_form_data=False)
-    try:
-        from composer.webhooks.sendgrid import handle
-    except ImportError:
-        return plain_error(503, "Not available", "The SendGrid webhook is not installed.")
-    status, text = handle(raw, request.headers, service().store())
+    status, text = webhook.handle(raw, request.headers, service().store())
     return text, status, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def sendgrid_webhook(settings):
+    """The webhook, its public key loaded once (None when none is configured);
+    WebhookKeyError at start-up for a key that is not one."""
+    try:
+        key = settings.block("sendgrid").webhook_public_key
+    except Exception:  # settings without a sendgrid: block schema (a test's stand-in)
+        return None
+    if not key:
+        return None
+    from composer.webhooks import SendGridWebhook
+
+    try:
+        limit = settings.block("inbound").soft_bounce_limit
+    except Exception:
+        limit = None
+    return SendGridWebhook(key, soft_bounce_limit=limit)
