@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from composer.cli.common import EXISTING_FILE
+from composer.cli.preflight import gate as preflight_gate
+from composer.cli.preflight import skip_preflight_option
 
 # Exit status of a run stopped because the mail server could not be reached (EX_TEMPFAIL):
 # run the same command again.
@@ -54,6 +56,7 @@ INTERRUPTED = 75
     is_flag=True,
     help="Send although the bounce/complaint syncs are older than service.stale_after_hours.",
 )
+@skip_preflight_option
 @click.pass_context
 def dispatch(
     ctx: click.Context,
@@ -68,6 +71,8 @@ def dispatch(
     retry_failed: bool,
     batch_size: int | None,
     yes_stale: bool,
+    skip_preflight: tuple[str, ...],
+    allow_tracking: bool,
 ) -> None:
     """Send an issue to its subscriber list: the monthly mailing.
 
@@ -84,17 +89,17 @@ def dispatch(
       newsletter dispatch issues/2025-06.rst --dry-run
       newsletter dispatch issues/2025-06.rst --list staff --rate 10 --yes
       newsletter dispatch issues/2025-06.rst --retry-failed
+      newsletter dispatch issues/2025-06.rst --skip-preflight dkim   # accept one failed row
     """
     from composer.dispatch import DispatchOptions, deliver, prepare
     from composer.errors import IssueHasErrors
-    from composer.render.stage import check_and_render
     from composer.subscribers import open_store
 
     settings = ctx.obj.settings
     options = DispatchOptions(
         list_name, resend, force, resend_ambiguous, rate, batch_size, retry_failed
     )
-    staged = check_and_render(path, settings)
+    staged = preflight_gate(ctx, path, list_name, skip_preflight, allow_tracking)  # the table first
     if staged.errors or staged.rendered is None:
         raise IssueHasErrors(str(path), staged.diagnostics)
     with open_store(settings.subscribers_database, settings.default_list) as store:
