@@ -12,6 +12,15 @@ backend nothing leaves the machine, so the DNS and service rows are skipped.
 
 from composer.preflight.config import PreflightConfig
 from composer.preflight.model import ROW_IDS, ROWS, Check, Status
-from composer.preflight.runner import Preflight, run_preflight
 
 __all__ = ["ROWS", "ROW_IDS", "Check", "Preflight", "PreflightConfig", "Status", "run_preflight"]
+
+
+def __getattr__(name: str):
+    # The runner imports the renderer and the DNS library: only when a preflight runs, so
+    # the `newsletter` command (which registers `preflight`) starts fast.
+    if name in ("Preflight", "run_preflight"):
+        from composer.preflight import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'composer.preflight' has no attribute {name!r}")
