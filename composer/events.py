@@ -24,6 +24,7 @@ unique constraint, checked inside the write transaction).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -234,3 +235,37 @@ class EventRecord(NamedTuple):
 
 
 SYNC_JOBS = ("sendgrid-suppressions", "inbound")
+
+
+_ADDRESS_STATUS = re.compile(r"\b5\.1\.[0-9]{1,3}\b", re.ASCII)
+
+
+def rejection_events(results, dispatch_id: int, mailing: str) -> list[DeliveryEvent]:
+    """Hard bounces in a dispatch batch's results: a permanent SMTP rejection whose
+    enhanced status is 5.1.x (no such mailbox, bad domain, null MX) says the address is
+    gone, so the subscriber is bounced now rather than tried again next month. Other
+    permanent failures (5.7.x policy, 5.2.x, an address that cannot travel) change nobody."""
+    now = utc_stamp()
+    events = []
+    for result in results:
+        if str(result.status) != "permanent":
+            continue
+        found = _ADDRESS_STATUS.search(result.reason or "")
+        if found is None or not result.recipient.id:
+            continue
+        events.append(
+            DeliveryEvent(
+                kind=BOUNCED,
+                event_id=f"{dispatch_id}:{result.recipient.id}",
+                source="dispatch",
+                occurred_at=now,
+                address=result.recipient.email,
+                subscriber_id=result.recipient.id,
+                message_id=result.message_id,
+                mailing=mailing,
+                status_code=found.group(0),
+                reason=one_line(result.reason),
+                origin="rejected during dispatch",
+            )
+        )
+    return events

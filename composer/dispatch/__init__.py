@@ -187,6 +187,7 @@ def deliver(
     A relay that cannot be reached later is no verdict on anyone: the batch goes back to
     pending, the run waits the policy's delays, and then stops as `interrupted`.
     """
+    from composer.events import apply_events, rejection_events
     from composer.mailing import MessageTemplate
     from composer.senders import SendError, sender_for
 
@@ -230,6 +231,8 @@ def deliver(
                 raise
             outcomes = _outcomes(results, records.attempts(dispatch, [r.id for r in batch]), policy)
             records.record(dispatch, outcomes)
+            # A 5.1.x rejection: the address is gone; bounced now (composer/events.py).
+            apply_events(store, rejection_events(results, dispatch.id, plan.issue))
             progress.advance(
                 sum(o.state is not DeliveryState.RETRY and o.attempt_spent for o in outcomes)
             )
