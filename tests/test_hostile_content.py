@@ -478,3 +478,21 @@ def test_archive_email_eml_carries_encoded_words_as_text(tmp_path, monkeypatch) 
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     assert "LET ME GROK FOR YOU" in msg.get_body(("plain",)).get_content()
     assert b"Evil body" not in raw
+
+
+def test_year_0000_as_a_month_argument_or_a_yaml_month(tmp_path, monkeypatch) -> None:
+    project = make_project(tmp_path)
+    monkeypatch.chdir(project)
+    result = run(project, "new", "0000-01")
+    assert result.exit_code == 1
+    assert result.output == "error: '0000-01' is not a month: write it as YYYY-MM, e.g. 2025-06\n"
+    (project / "issues" / "2025-06.yaml").write_text(
+        'title: "The CoVar Zeitgeist: June, 2025"\nmonth: 0000-01\n'
+        "sections:\n  - title: Featured\n    entries:\n      - title: A paper\n"
+        "        url: https://arxiv.org/abs/2506.00001\n        summary: Its summary.\n"
+    )
+    checked = run(project, "check", "issues/2025-06.yaml")
+    assert checked.output.splitlines()[0] == (
+        "issues/2025-06.yaml:2:8: error: month: '0000-01' does not match the expected form: "
+        "YYYY-MM, e.g. 2025-05. Optional when the title ends with the month. [schema]"
+    )
