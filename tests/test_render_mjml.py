@@ -51,3 +51,21 @@ def test_the_validator_does_catch_mistakes(tmp_path) -> None:
     result = validate(bad)
     assert result.returncode == 1
     assert "Attribute colour is illegal" in result.stdout + result.stderr
+
+
+def test_official_mjml_validates_the_logo_brand_and_another_language(settings, tmp_path) -> None:
+    from composer.render import theme
+    from tests.test_render_reader import Variant
+
+    brand = theme.Brand(
+        color="#2f6fb5", logo_url="https://covar.com/logo.png", logo_alt="CoVar", logo_width=96
+    )
+    variant = Variant(settings, brand=brand, language="fr")
+    source = tmp_path / "email.mjml"
+    issue = read_issue(ROOT / "tests" / "fixtures" / "render" / "2025-07-placeholders.rst").issue
+    text = render_mjml(issue, variant)
+    assert "<mj-image" in text and 'border-top="4px solid #2f6fb5"' in text
+    source.write_text(text, encoding="utf-8")
+    result = validate(source)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "illegal" not in result.stdout + result.stderr
