@@ -52,6 +52,10 @@ class Invalid(Exception):
     """A value does not fit its option's type; the message says what was expected."""
 
 
+class SecretFound(Invalid):
+    """A value that looks like a secret: always reported as such, never shown."""
+
+
 def _shown(value: Any) -> str:
     """How a wrong value is named in a message: short, one line, never a whole mapping."""
     if isinstance(value, dict):
@@ -60,8 +64,20 @@ def _shown(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing"
-    text = repr(value)
+    text = repr(mask_secrets(value) if isinstance(value, str) else value)
     return text if len(text) <= 80 else text[:77] + "...'"
+
+
+# What a secret pasted into newsletter.yaml (a committed file) looks like; named, never shown.
+_SECRETS = (
+    (re.compile(r"SG\.[\w-]{10,}\.[\w-]{10,}"), "a SendGrid API key (SENDGRID_API_KEY)"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"://[^/@\s:]*:[^@/\s]+@"), "a URL with a password"),
+)
+
+
+def _secret_in(text: str) -> str | None:
+    return next((what for pattern, what in _SECRETS if pattern.search(text)), None)
 
 
 def _type_name(value: Any) -> str:
@@ -96,6 +112,12 @@ class Text(OptionType):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise Invalid(f"expected text, got {_type_name(value)}")
         text = str(value).strip()
+        secret = _secret_in(text)
+        if secret:
+            raise SecretFound(
+                f"looks like {secret}; secrets never go in newsletter.yaml: put it in the "
+                "environment or .env (see .env.example)"
+            )
         if _CONTROL.search(text):
             raise Invalid(f"{_shown(text)} contains a control character (a line break?)")
         if len(text) > self.max_length:
@@ -674,6 +696,8 @@ class _Reader:
                     if isinstance(item.value, (list, dict)):
                         raise Invalid(f"expected one value per item, got {_shown(item.value)}")
                     out.append(kind.item.read(item.value))
+                except SecretFound as bad:
+                    self.problem(key, str(bad), item.line)
                 except Invalid as bad:
                     if kind.message:
                         raise Invalid(kind.message) from None

@@ -67,6 +67,11 @@ def test_the_fixtures_cover_the_issue(monkeypatch) -> None:
         in (out["duplicate_keys"])
     )
     assert "hunter2" not in out["database_password_in_file"]
+    assert "hunter2" not in out["secrets_in_file"] and "SG.abc" not in out["secrets_in_file"]
+    assert (
+        "secrets_in_file.yaml:9: sendgrid.categories: looks like a SendGrid API key"
+        in (out["secrets_in_file"])
+    )
     assert "'postgresql://news:***@db.acme.example:5432/news'" in out["database_password_in_file"]
 
 
@@ -101,26 +106,39 @@ def test_a_good_file_loads_with_blocks_and_lines(tmp_path: Path) -> None:
         settings.no_such_block  # noqa: B018
 
 
+def test_a_backend_without_its_block_is_reported_when_used(tmp_path: Path) -> None:
+    from composer.senders import sender_for
+
+    path = tmp_path / "newsletter.yaml"
+    path.write_text(GOOD + "delivery: {backend: smtp}\n")
+    settings = load_settings(path)  # the block may be left out until it is used...
+    with pytest.raises(SettingsError) as err:
+        sender_for(settings)  # ...and then its required options are missing
+    assert str(err.value) == (
+        f"{path}: 1 bad setting:\n  smtp.host: missing; add it to the smtp: block of {path}"
+    )
+
+
 def test_a_new_block_is_one_line_per_option() -> None:
     """What another module does to add its block: options in the table, read by the reader."""
     options = (
         *OPTIONS,
-        Option("service.port", Int(1, 65535), 8025, "Port."),
-        Option("service.admin", Email(), None, "Who is told."),
-        Option("language.words", MappingOf(Text(100)), {}, "Words."),
+        Option("example.port", Int(1, 65535), 8025, "Port."),
+        Option("example.admin", Email(), None, "Who is told."),
+        Option("example_words.words", MappingOf(Text(100)), {}, "Words."),
     )
-    block, problems = read_block("service", {"port": 80800, "admn": "x"}, options=options)
+    block, problems = read_block("example", {"port": 80800, "admn": "x"}, options=options)
     assert [str(p) for p in problems] == [
-        "service.port: expected a whole number from 1 to 65535, got 80800",
-        'service.admn: unknown key; did you mean "admin"?',
+        "example.port: expected a whole number from 1 to 65535, got 80800",
+        'example.admn: unknown key; did you mean "admin"?',
     ]
-    block, problems = read_block("service", {}, options=options)
+    block, problems = read_block("example", {}, options=options)
     assert (problems, block.port, block.admin) == ([], 8025, None)
     block, problems = read_block(
-        "language", {"words": {"read": "Lesen", "x": [1]}}, options=options
+        "example_words", {"words": {"read": "Lesen", "x": [1]}}, options=options
     )
     assert block.words == {"read": "Lesen"}
-    assert [str(p) for p in problems] == ["language.words.x: expected one value, got a list"]
+    assert [str(p) for p in problems] == ["example_words.words.x: expected one value, got a list"]
 
 
 # --- the database: a path or a postgresql:// URL, NEWSLETTER_DATABASE wins -------------------

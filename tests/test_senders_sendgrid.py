@@ -238,7 +238,8 @@ def test_options_and_key_are_checked(settings, monkeypatch) -> None:
         f"{settings.path}: 3 bad settings:\n"
         "  sendgrid.batch_size: expected a whole number from 1 to 1000, got 5000\n"
         "  sendgrid.asm: unknown key; known keys: base_url, batch_size, categories, "
-        "max_attempts, max_rate_limit_wait, sandbox, timeout, unsubscribe_group\n"
+        "max_attempts, max_rate_limit_wait, sandbox, timeout, unsubscribe_group, "
+        "webhook_public_key\n"
         "  SENDGRID_API_KEY is not set: delivery.backend is sendgrid; put the API key in the "
         "environment or in .env (see .env.example)"
     )
