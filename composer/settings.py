@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,6 +238,49 @@ class MappingOf(OptionType):
 
 
 @dataclass(frozen=True)
+class Checked(OptionType):
+    """A text that `problem` checks ("" when it is fine, else what is wrong), then
+    `normalize` tidies: for values whose rules live with what uses them (the email's
+    language and brand colour: composer/render/words.py and theme.py)."""
+
+    problem: Callable[[str], str]
+    normalize: Callable[[str], str] = str
+
+    def read(self, value: Any) -> str:
+        text = Text(2000).read(value)
+        problem = self.problem(text)
+        if problem:
+            raise Invalid(problem)
+        return self.normalize(text)
+
+
+# The email's rules, imported when a value is checked (commands that never read these
+# options do not import the renderer).
+def _language_problem(text: str) -> str:
+    from composer.render.words import language_problem
+
+    return language_problem(text)
+
+
+def _colour_problem(text: str) -> str:
+    from composer.render.theme import brand_colour_problem
+
+    return brand_colour_problem(text)
+
+
+def _colour(text: str) -> str:
+    from composer.render.theme import normalize_colour
+
+    return normalize_colour(text)
+
+
+def _logo_url_problem(text: str) -> str:
+    from composer.render.theme import logo_url_problem
+
+    return logo_url_problem(text)
+
+
+@dataclass(frozen=True)
 class Database(OptionType):
     """An SQLite file path, or a postgresql:// URL. The file must stay free of secrets:
     a URL with a password belongs in NEWSLETTER_DATABASE (environment or .env)."""
@@ -346,6 +389,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("delivery.backend", Choice(BACKENDS), "outbox", "outbox | smtp | sendgrid"),
     Option("delivery.outbox_dir", FilePath(), "outbox", "Where the outbox writes .eml files."),
     Option("test_recipients", ListOf(Email(), 50), (), "Who send-test sends to by default."),
+    Option("language", Checked(_language_problem), "en",
+           "The email's lang and fixed words (BCP 47: en, de, fr-CA; composer/render/words.py)."),
+    Option("brand.logo_url", Checked(_logo_url_problem), None, "https:// URL of a logo."),
+    Option("brand.logo_alt", Text(200), None, "The logo's alt text; default: the name."),
+    # 16 to theme.LOGO_WIDTH_RANGE's 544: the card's text column
+    Option("brand.logo_width", Int(16, 544), 120, "The logo's width in pixels."),
+    Option("brand.color", Checked(_colour_problem, _colour), None,
+           "#rrggbb for the title, headings and top bar; 3:1 with the card in both schemes."),
     # smtp: used when delivery.backend is smtp (login: SMTP_USERNAME / SMTP_PASSWORD)
     Option("smtp.host", Text(255), REQUIRED, "The relay's host name."),
     Option("smtp.security", Choice(("starttls", "tls", "none")), "starttls",
@@ -761,6 +812,7 @@ class Settings:
     backend: str
     outbox_dir: Path
     test_recipients: tuple[str, ...] = ()
+    language: str = "en"  # the email's lang; its words: composer/render/words.py
     # Plain-data blocks that replace the file's (tests point a sender at a test server this
     # way); each is validated by the same reader when asked for (see block()).
     backend_options: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -917,6 +969,7 @@ def _settings(blocks: dict[str, Block], database: DatabaseLocation, path: Path) 
         backend=top.delivery.backend,
         outbox_dir=root / top.delivery.outbox_dir,
         test_recipients=tuple(top.test_recipients),
+        language=top.language,
         path=path,
         root=root,
         blocks={name: block for name, block in blocks.items() if name},
