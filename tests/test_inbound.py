@@ -306,3 +306,14 @@ def test_reading_a_mailbox_twice_applies_nothing_twice(store) -> None:
     second = apply_events(store, events_of("postfix_user_unknown.eml"))
     assert (first[0].changed, second[0].duplicate) == (True, True)
     assert store.get(1).status == "active"
+
+
+def test_arf_original_mail_from_names_the_subscriber() -> None:
+    """Feedback loops that strip the returned headers still copy the envelope sender."""
+    raw = (
+        (INBOUND / "arf_abuse.eml")
+        .read_bytes()
+        .replace(b"Return-Path: <bounces+3-eed863ca4d4f4c5f@zeitgeist.example>\n", b"")
+    )
+    (event,) = parse_message(raw, signer=SIGNER, received_at=RECEIVED_AT)
+    assert event.subscriber_id == 3

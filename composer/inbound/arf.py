@@ -24,6 +24,7 @@ from composer.inbound.base import (
     report_type,
     strip_type,
 )
+from composer.inbound.verp import verp_subscriber
 
 NAME = "arf"
 COMPLAINT_TYPES = ("abuse", "fraud")
@@ -58,6 +59,9 @@ class ArfParser(Parser):
             return []
         original = original_headers(message)
         found = hints(message, context.signer, original)
+        subscriber_id = found.subscriber_id
+        if subscriber_id is None:  # the report's own copy of the envelope sender
+            subscriber_id = verp_subscriber(header(fields, "Original-Mail-From"), context.signer)
         address = strip_type(header(fields, "Original-Rcpt-To", 400))
         if not address and original is not None:
             address = strip_type(header(original, "To", 400))
@@ -74,7 +78,7 @@ class ArfParser(Parser):
                     default=context.received_at,
                 ),
                 address=address,
-                subscriber_id=found.subscriber_id,
+                subscriber_id=subscriber_id,
                 message_id=found.message_id,
                 mailing=found.mailing,
                 reason=f"Feedback-Type: {feedback_type}",
