@@ -674,6 +674,29 @@ class SubscriberStore:
         ).fetchone()
         return found is not None
 
+    def unsubscribe_tokens(
+        self, tokens: list[str], *, how: str, source: str = ""
+    ) -> list[str | None]:
+        """Many one-click unsubscribes in ONE transaction (the list service batches the
+        requests that arrive together, so one commit, one fsync, serves them all). Each
+        token's status afterwards, None for a token no subscriber has. Someone who bounced
+        or complained keeps that status."""
+        results: list[str | None] = []
+        with self.write() as db:
+            for token in tokens:
+                row = db.execute(
+                    "SELECT id, status FROM subscribers WHERE token = ?", (token,)
+                ).fetchone()
+                if row is None:
+                    results.append(None)
+                    continue
+                sub_id, status = row
+                if status in ("active", PENDING):
+                    self._set_status(sub_id, "unsubscribed", how, source)
+                    status = "unsubscribed"
+                results.append(status)
+        return results
+
     def _days_ago(self, days: float) -> str:
         now = datetime.strptime(self.clock(), "%Y-%m-%dT%H:%M:%SZ")
         return (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
