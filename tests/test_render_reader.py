@@ -295,3 +295,89 @@ def test_logo_settings_are_checked() -> None:
     assert theme.logo_width_problem(0) == "0 is not a width in pixels from 16 to 544"
     for bad in (15, 545, True, "120", 1.5):
         assert theme.logo_width_problem(bad).endswith("is not a width in pixels from 16 to 544")
+
+
+# -- the settings: newsletter.yaml `language` and `brand:` --------------------------------------
+
+
+def write_settings(folder: Path, extra: str) -> Path:
+    path = folder / "newsletter.yaml"
+    base = (ROOT / "newsletter.yaml").read_text(encoding="utf-8")
+    base = re.sub(r"(?m)^language: en\n", "", base)
+    path.write_text(base + extra, encoding="utf-8")
+    return path
+
+
+def test_language_and_brand_from_newsletter_yaml_reach_the_email(tmp_path, nov_issue) -> None:
+    from composer.settings import load_settings
+
+    path = write_settings(
+        tmp_path,
+        "language: fr-CA\n"
+        "brand:\n"
+        "  logo_url: https://covar.com/logo.png\n"
+        "  logo_width: 80\n"
+        "  color: '#E07A10'\n",
+    )
+    settings = load_settings(path)
+    assert settings.language == "fr-CA"
+    assert settings.brand.color == "#e07a10" and settings.brand.logo_alt is None
+    html = render(nov_issue, settings).html
+    assert html.startswith('<!doctype html>\n<html lang="fr-CA"')
+    assert ">Voir dans le navigateur</a>" in html and ">Se désabonner</a>" in html
+    [img] = [a for t, a in Tags(html).tags if t == "img"]
+    assert (img["src"], img["alt"], img["width"]) == (
+        "https://covar.com/logo.png",
+        "The CoVar Zeitgeist",
+        "80",
+    )
+    assert "border-top:4px solid #e07a10" in html
+
+
+def test_defaults_are_english_and_no_brand(settings) -> None:
+    assert settings.language == "en"
+    assert dict(settings.brand) == {
+        "logo_url": None,
+        "logo_alt": None,
+        "logo_width": theme.LOGO_WIDTH_PX,
+        "color": None,
+    }
+    assert (16, 544) == theme.LOGO_WIDTH_RANGE  # the range settings.py checks
+
+
+def test_bad_language_and_brand_are_settings_errors_at_their_lines(tmp_path) -> None:
+    from composer.errors import SettingsError
+    from composer.settings import load_settings
+
+    path = write_settings(
+        tmp_path,
+        "language: pt-BR\n"
+        "brand:\n"
+        "  color: '#0a58a8'\n"
+        "  logo_url: http://covar.com/logo.png\n"
+        "  logo_width: 9000\n"
+        "  colour: '#fff'\n",
+    )
+    first = len(path.read_text(encoding="utf-8").splitlines()) - 5
+    with pytest.raises(SettingsError) as err:
+        load_settings(path)
+    assert str(err.value).splitlines()[1:] == [
+        f"  {path}:{first}: language: the email's fixed words are not translated into "
+        "'pt-BR': known languages are de, en, fr (add one in composer/render/words.py)",
+        f"  {path}:{first + 2}: brand.color: #0a58a8 has a contrast of 2.44:1 with the "
+        "dark-mode card #171b21; WCAG AA needs 3:1 for the title and headings it colours: "
+        "pick a lighter colour (it must keep 3:1 with #ffffff and #171b21)",
+        f"  {path}:{first + 3}: brand.logo_url: 'http://covar.com/logo.png' is not an https:// "
+        "URL: email clients block images over http, and the email carries no image data itself",
+        f"  {path}:{first + 4}: brand.logo_width: expected a whole number from 16 to 544, got 9000",
+        f'  {path}:{first + 5}: brand.colour: unknown key; did you mean "color"?',
+    ]
+    light = write_settings(tmp_path, "language: en_US\nbrand:\n  color: '#ffffdd'\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(light)
+    assert "language: 'en_US' is not a language tag: use a BCP 47 tag such as en, de or fr-CA" in (
+        str(err.value)
+    )
+    assert "brand.color: #ffffdd has a contrast of 1.01:1 with the light-mode card #ffffff" in (
+        str(err.value)
+    )
