@@ -465,3 +465,34 @@ def test_healthz_reports_the_database(client, settings, signer):
     down = create_app(settings, broken, signer=signer).test_client().get("/healthz", base_url=BASE)
     assert down.status_code == 503
     assert down.get_json() == {"status": "error", "database": "error: OSError", "syncs": {}}
+
+
+def test_one_click_requests_are_committed_together(app, store, signer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    subs = [store.add(f"r{i}@example.com").subscriber for i in range(60)]
+
+    def post(sub):
+        client = app.test_client()
+        return client.post(url_for_token(signer, sub.token), data=ONE_CLICK, base_url=BASE)
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(post, subs))
+    assert [a.status_code for a in answers] == [200] * 60
+    assert store.count()["unsubscribed"] == 60
+    writer = app.extensions["composer"].one_click
+    assert 1 <= writer.batches <= 60
+
+
+def test_one_click_answers_503_when_nothing_could_be_committed(settings, signer, store, ann):
+    def broken():
+        raise OSError("disk gone")
+
+    client = create_app(settings, broken, signer=signer).test_client()
+    response = client.post(url_for_token(signer, ann.token), data=ONE_CLICK, base_url=BASE)
+    assert (response.status_code, response.get_data(as_text=True)) == (
+        503,
+        "Please try again later.\n",
+    )
+    assert response.headers["Retry-After"] == "60"
+    assert store.require(ann.id).status == "active"

@@ -40,6 +40,7 @@ class Service:
     per_address: RateLimiter
     sender_factory: Callable[[], object]
     sendgrid_webhook: object = None
+    one_click: object = None  # OneClickWriter
 
     def store(self):
         """This request's store (opened on first use, closed in teardown)."""
@@ -69,6 +70,7 @@ def create_app(
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from composer.service import health, subscribe, unsubscribe, webhooks
+    from composer.service.oneclick import OneClickWriter
     from composer.unsubscribe import Signer
 
     config = config or ServiceSettings.from_settings(settings)
@@ -97,6 +99,7 @@ def create_app(
         per_address=RateLimiter(config.subscribe_per_address_per_hour),
         sender_factory=sender_factory,
         sendgrid_webhook=webhooks.sendgrid_webhook(settings),
+        one_click=OneClickWriter(store_factory),
     )
     if config.proxy_hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops, x_proto=config.proxy_hops)

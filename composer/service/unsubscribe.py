@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
 
 from composer.service import mask, plain_error, service
 from composer.service.security import CSRF_FIELD
@@ -75,15 +75,14 @@ def unsubscribe():
 
 
 def _one_click(token: str):
-    """RFC 8058: unsubscribe now, answer 200 whatever the state (idempotent)."""
+    """RFC 8058: unsubscribe now, answer 200 whatever the state (idempotent), and only
+    once the change is committed (group commit: composer/service/oneclick.py)."""
     if token != PROBE_TOKEN:
-        store = service().store()
-        subscriber = store.get_by_token(token)
-        # Someone who bounced or complained keeps that reason; nobody is mailed either way.
-        if subscriber is not None and subscriber.status in STILL_MAILED:
-            store.unsubscribe(
-                subscriber.id, how="one-click (RFC 8058)", source="List-Unsubscribe-Post"
-            )
+        try:
+            service().one_click.unsubscribe(token)
+        except Exception:  # WriterFailed, TimeoutError: nothing was committed
+            current_app.logger.exception("one-click unsubscribe could not be committed")
+            return "Please try again later.\n", 503, {**_TEXT, "Retry-After": "60"}
     return ONE_CLICK_REPLY, 200, _TEXT
 
 
