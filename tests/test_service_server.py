@@ -202,3 +202,27 @@ def test_sendgrid_webhook_through_the_real_server(home):
         assert request(url)[0] == 405
     finally:
         assert server.stop() == 0
+
+
+def test_the_server_purges_expired_sign_ups_on_its_schedule(home):
+    db = home / "subscribers" / "subscribers.db"
+    with open_store(db) as store:
+        for address in ("old@example.com", "new@example.com"):
+            store.request_signup(address, form="test", wording="w", version="1")
+        store.db.execute(
+            "UPDATE subscribers SET status_at = '2000-01-01T00:00:00Z' "
+            "WHERE email = 'old@example.com'"
+        )
+    server = ServiceProcess(home)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with open_store(db) as store:
+                if store.get("old@example.com") is None:
+                    break
+            time.sleep(0.2)
+        with open_store(db) as store:
+            assert store.get("old@example.com") is None
+            assert store.require("new@example.com").status == "pending"
+    finally:
+        assert server.stop() == 0

@@ -36,14 +36,17 @@ def serve(settings, host: str | None = None, port: int | None = None) -> None:
     """Serve the list service until SIGINT/SIGTERM (gunicorn handles both)."""
     from composer.service import _default_store_factory, create_app
     from composer.service.config import ServiceSettings
-    from composer.service.scheduler import Scheduler, configured_jobs
+    from composer.service.scheduler import Job, Scheduler, configured_jobs
 
     config = ServiceSettings.from_settings(settings)
     host, port = host or config.host, port or config.port
     app = create_app(settings, config=config)
-    scheduler = Scheduler(
-        settings, configured_jobs(settings, config), _default_store_factory(settings)
+    # Unconfirmed sign-ups also go hourly, not only when the next sign-up comes.
+    expire = Job(
+        "expire-pending", 3600.0, lambda s, store: store.expire_pending(config.pending_expiry_days)
     )
+    jobs = [*configured_jobs(settings, config), expire]
+    scheduler = Scheduler(settings, jobs, _default_store_factory(settings))
     options = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": 1,
