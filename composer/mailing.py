@@ -154,7 +154,8 @@ class MessageTemplate:
                     "{{ unsubscribe_url }} in it (every mailing must carry one)"
                 )
         signer = signer or Signer.from_environment(settings)
-        domain = settings.sender_domain
+        # As it travels: an internationalized domain in IDNA form (Message-ID, List-Id).
+        domain = checked_address(settings.sender_address).rsplit("@", 1)[1].lower()
         list_id = list_id or f"{settings.default_list}.{domain}"
         if subject_prefix is None:
             subject_prefix = TEST_PREFIX if test else ""

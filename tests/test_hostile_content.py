@@ -496,3 +496,13 @@ def test_year_0000_as_a_month_argument_or_a_yaml_month(tmp_path, monkeypatch) ->
         "issues/2025-06.yaml:2:8: error: month: '0000-01' does not match the expected form: "
         "YYYY-MM, e.g. 2025-05. Optional when the title ends with the month. [schema]"
     )
+
+
+def test_an_internationalized_sender_domain_travels_as_idna(settings, may_issue, may_rendered):
+    idn = dataclasses.replace(settings, sender_address="zeitgeist@bücher.example")
+    template = MessageTemplate.build(may_rendered, idn, may_issue, signer=SIGNER)
+    raw = template.for_recipient(Recipient(3, "ann@example.com", "Ann", "t3"))
+    msg = parse(raw)
+    assert msg["From"].addresses[0].addr_spec == "zeitgeist@xn--bcher-kva.example"
+    assert msg["List-Id"] == "The CoVar Zeitgeist <zeitgeist.xn--bcher-kva.example>"
+    assert msg["Message-ID"].endswith("@xn--bcher-kva.example>")
