@@ -14,8 +14,10 @@ The folder itself is the user's choice and may be a link (`-o /var/www/site`).
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from composer.errors import ComposerError
@@ -60,9 +62,13 @@ def is_relative_inside(rel: object) -> bool:
     return True
 
 
-def write_file(root: Path, rel: str, data: bytes) -> None:
-    """Write `data` to root/rel, atomically, creating the folders in between. A symbolic
-    link at rel or on the way there is refused (UnsafePath): nothing is written."""
+def write_file(root: Path, rel: str, data: bytes | Iterable[bytes], *, keep_same=False) -> bool:
+    """Write `data` (bytes, or chunks of them: a large file need never be whole in
+    memory) to root/rel, atomically, creating the folders in between. A symbolic link
+    at rel or on the way there is refused (UnsafePath): nothing is written.
+
+    `keep_same`: if the file already holds exactly these bytes, it is left as it is (its
+    time too) and the result is False."""
     *folders, name = relative_parts(rel)
     try:
         Path(root).mkdir(parents=True, exist_ok=True)
@@ -79,9 +85,18 @@ def write_file(root: Path, rel: str, data: bytes) -> None:
             pass
         fd = os.open(tmp, flags | os.O_EXCL, 0o666, dir_fd=dir_fd)
         try:
+            digest, size = hashlib.sha256(), 0
             with os.fdopen(fd, "wb", closefd=True) as out:
-                out.write(data)
+                for chunk in [data] if isinstance(data, bytes | bytearray) else data:
+                    out.write(chunk)
+                    if keep_same:
+                        digest.update(chunk)
+                        size += len(chunk)
+            if keep_same and _holds(dir_fd, name, size, digest.digest()):
+                os.unlink(tmp, dir_fd=dir_fd)
+                return False
             os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            return True
         except BaseException as exc:
             try:
                 os.unlink(tmp, dir_fd=dir_fd)
@@ -92,6 +107,22 @@ def write_file(root: Path, rel: str, data: bytes) -> None:
             raise
     finally:
         os.close(dir_fd)
+
+
+def _holds(dir_fd: int, name: str, size: int, digest: bytes) -> bool:
+    """True if the regular file `name` has `size` bytes with this SHA-256."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb", closefd=True) as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+            return False
+        existing = hashlib.sha256()
+        while block := file.read(1 << 20):
+            existing.update(block)
+        return existing.digest() == digest
 
 
 def read_file(root: Path, rel: str, limit: int | None = None) -> bytes:

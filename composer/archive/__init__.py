@@ -113,8 +113,10 @@ def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
     for rel, data in site_files(newest_first, settings, unchanged):
         if data is None:
             writer.unchanged.append(rel)
-        else:
+        elif isinstance(data, bytes):
             writer.write(rel, data)
+        else:  # the feed and the search index, made and written piece by piece
+            writer.write_chunks(rel, data)
         new.files.append(rel)
         data = None  # let this file go before the next one is made
     for source in sorted(new.issues):

@@ -7,6 +7,7 @@ have tampered with, so no path leaves it and no symbolic link in it is followed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,12 @@ class SiteWriter:
         safefiles.write_file(self.root, rel, data)  # readers never see half a file
         self.written.append(rel)
         return True
+
+    def write_chunks(self, rel: str, chunks: Iterable[bytes]) -> bool:
+        """`write` for a large file made piece by piece (never whole in memory)."""
+        written = safefiles.write_file(self.root, rel, chunks, keep_same=True)
+        (self.written if written else self.unchanged).append(rel)
+        return written
 
     def read(self, rel: str, limit: int) -> bytes:
         return safefiles.read_file(self.root, rel, limit=limit)

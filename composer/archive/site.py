@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 
 from composer.archive.record import search_lines
-from composer.archive.templates import render_template, static_files
+from composer.archive.templates import generate_template, render_template, static_files
 
 ASSETS = "assets"
 SEARCH_INDEX = "search-index.js"
@@ -66,11 +66,9 @@ def site_files(records: list[dict], settings, unchanged=None) -> Iterator[tuple[
         )
     else:
         yield "links.html", None
-    yield (
-        "feed.xml",
-        _bytes(render_template(settings, "feed.xml.j2", updated=_updated(records), **common)),
-    )
-    yield SEARCH_INDEX, search_index(records).encode("utf-8")
+    feed = generate_template(settings, "feed.xml.j2", updated=_updated(records), **common)
+    yield "feed.xml", _encoded(feed)
+    yield SEARCH_INDEX, _encoded(search_index_parts(records))
     for name, data in static_files(settings):
         yield f"{ASSETS}/{name}", data
 
@@ -79,17 +77,36 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8")
 
 
-def search_index(records: list[dict]) -> str:
+def _encoded(pieces: Iterator[str], size: int = 1 << 16) -> Iterator[bytes]:
+    """UTF-8 bytes of `pieces`, in chunks of about `size` bytes."""
+    buffer: list[str] = []
+    length = 0
+    for piece in pieces:
+        buffer.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield "".join(buffer).encode("utf-8")
+            buffer, length = [], 0
+    if buffer:
+        yield "".join(buffer).encode("utf-8")
+
+
+def search_index_parts(records: list[dict]) -> Iterator[str]:
     """Every entry of every issue, as a script that sets a global (a page opened from
     file:// may not fetch() a JSON file, but may load a script). One item a line, so the
-    file diffs well in git."""
+    file diffs well in git. Made issue by issue (it grows with the archive)."""
     issues = ",\n".join(
         json.dumps({"month": r["month"], "label": r["label"], "page": _page(r)}, sort_keys=True)
         for r in records
     )
-    lines = (search_lines(r) for r in records)
-    entries = ",\n".join(line for line in lines if line)
-    return f'window.ARCHIVE_INDEX = {{"issues": [\n{issues}\n],\n"entries": [\n{entries}\n]}};\n'
+    yield f'window.ARCHIVE_INDEX = {{"issues": [\n{issues}\n],\n"entries": [\n'
+    first = True
+    for record in records:
+        lines = search_lines(record)
+        if lines:
+            yield lines if first else ",\n" + lines
+            first = False
+    yield "\n]};\n"
 
 
 def featured_links(records: list[dict]) -> list[dict]:

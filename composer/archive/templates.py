@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +19,12 @@ def templates_dir(settings) -> Path:
 def render_template(settings, name: str, **context) -> str:
     env = _environment(templates_dir(settings))
     return env.get_template(name).render(settings=settings, **context)
+
+
+def generate_template(settings, name: str, **context) -> Iterator[str]:
+    """`render_template` piece by piece, for a page as large as the whole archive."""
+    env = _environment(templates_dir(settings))
+    return env.get_template(name).generate(settings=settings, **context)
 
 
 def static_files(settings) -> list[tuple[str, bytes]]:
