@@ -491,3 +491,78 @@ def test_an_archived_issue_that_cannot_be_rendered_keeps_its_copy(
     )
     assert (site / "2025" / "06" / "index.html").read_bytes() == june_page
     assert "June, 2025" in (site / "index.html").read_text(encoding="utf-8")
+
+
+# --- composer.safefiles, the shared helper ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rel", "message"),
+    [
+        ("../x.txt", "'../x.txt': a path outside the folder"),
+        ("a/../../x.txt", "'a/../../x.txt': a path outside the folder"),
+        ("/tmp/x.txt", "'/tmp/x.txt': an absolute path, outside the folder"),
+        ("a//x.txt", "'a//x.txt': a path outside the folder"),
+        ("a/./x.txt", "'a/./x.txt': a path outside the folder"),
+        ("a\\..\\x.txt", "'a\\\\..\\\\x.txt': not a plain file name"),
+        ("x\n.txt", "'x\\n.txt': not a plain file name"),
+        ("", "'': not a file name"),
+    ],
+)
+def test_safefiles_refuses_a_path_that_could_leave_the_folder(tmp_path, rel, message) -> None:
+    from composer.safefiles import UnsafePath, read_file, remove_file, write_file
+
+    root = tmp_path / "out"
+    for call in (lambda: write_file(root, rel, b"x"), lambda: read_file(root, rel)):
+        with pytest.raises(UnsafePath) as refused:
+            call()
+        assert str(refused.value) == message
+    with pytest.raises(UnsafePath):
+        remove_file(root, rel)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was made
+
+
+def test_safefiles_removes_a_planted_link_not_its_target(tmp_path) -> None:
+    from composer.safefiles import remove_file
+
+    root = tmp_path / "out"
+    (root / "a").mkdir(parents=True)
+    target = tmp_path / "keep.txt"
+    target.write_text("mine\n", encoding="utf-8")
+    (root / "a" / "x.txt").symlink_to(target)
+    assert remove_file(root, "a/x.txt") is True
+    assert target.read_text(encoding="utf-8") == "mine\n"
+    assert not (root / "a").exists()  # its folder, now empty, too
+    assert root.is_dir()
+
+
+def test_safefiles_reads_no_fifo_and_nothing_over_its_limit(tmp_path) -> None:
+    from composer.safefiles import UnsafePath, read_file
+
+    root = tmp_path / "out"
+    root.mkdir()
+    os.mkfifo(root / "pipe")  # opening it for reading would block forever
+    with pytest.raises(UnsafePath) as refused:
+        read_file(root, "pipe")
+    assert str(refused.value) == f"{root.as_posix()}/pipe: not a regular file"
+    (root / "big").write_bytes(b"x" * 101)
+    with pytest.raises(UnsafePath) as refused:
+        read_file(root, "big", limit=100)
+    assert str(refused.value) == (
+        f"{root.as_posix()}/big: 101 bytes, over the 100 a file of this kind may have"
+    )
+    assert read_file(root, "big", limit=101) == b"x" * 101
+
+
+def test_safefiles_keeps_a_file_that_holds_the_same_bytes(tmp_path) -> None:
+    from composer.safefiles import write_file
+
+    root = tmp_path / "out"
+    assert write_file(root, "a/b.txt", [b"one ", b"two"], keep_same=True) is True
+    before = (root / "a" / "b.txt").stat().st_mtime_ns
+    os.utime(root / "a" / "b.txt", ns=(before - 10**9, before - 10**9))
+    assert write_file(root, "a/b.txt", iter([b"one two"]), keep_same=True) is False
+    assert (root / "a" / "b.txt").stat().st_mtime_ns == before - 10**9
+    assert write_file(root, "a/b.txt", [b"one three"], keep_same=True) is True
+    assert (root / "a" / "b.txt").read_bytes() == b"one three"
+    assert sorted(p.name for p in (root / "a").iterdir()) == ["b.txt"]  # no temp left
