@@ -64,7 +64,7 @@ def test_never_synced_warns_for_the_backends_job_and_skips_the_other(tmp_path, s
         "run `newsletter subscribers sync-suppressions` (`newsletter serve` runs it hourly)"
     )
     assert rows["sync-inbound"].status is Status.SKIPPED
-    assert rows["sync-inbound"].message == "not used with the sendgrid backend"
+    assert rows["sync-inbound"].message == "not configured (no inbound: block in newsletter.yaml)"
 
 
 def test_recent_sync_passes_old_one_warns_failed_one_warns(tmp_path, staged) -> None:
@@ -88,9 +88,22 @@ def test_recent_sync_passes_old_one_warns_failed_one_warns(tmp_path, staged) -> 
     # A job the backend does not use is still shown once it has run.
     assert rows["sync-suppressions"].status is Status.WARN
     assert rows["sync-suppressions"].message == (
-        "sendgrid-suppressions last synced 5 days ago (2026-11-21 08:00 UTC), more than 48 "
+        "sendgrid-suppressions last synced 5 days ago (2026-11-21 08:00 UTC), more than 24 "
         "hours ago"
     )
+
+
+def test_sync_age_follows_dispatch_unless_preflight_sets_its_own(tmp_path, staged) -> None:
+    """By default a sync is old when `dispatch` calls it stale (service.stale_after_hours);
+    preflight.sync_max_age_hours overrides it."""
+    settings = make_settings(tmp_path, "sendgrid", {}, service={"stale_after_hours": 2})
+    with open_store(settings.subscribers_database, clock=lambda: stamp(3)) as store:
+        store.record_sync("sendgrid-suppressions", True, "")
+    assert rows_of(settings, staged, LIST_ROWS)["sync-suppressions"].status is Status.WARN
+    settings = make_settings(tmp_path, "sendgrid", {"sync_max_age_hours": 4})
+    row = rows_of(settings, staged, LIST_ROWS)["sync-suppressions"]
+    assert row.status is Status.PASS
+    assert row.message == "sendgrid-suppressions synced 3 hours ago (2026-11-26 05:00 UTC)"
 
 
 def test_the_outbox_skips_the_syncs(tmp_path, staged) -> None:
@@ -283,3 +296,11 @@ def test_an_empty_text_part_fails(tmp_path, staged) -> None:
     row = rows_of(make_settings(tmp_path, "outbox", {}), broken, ISSUE_ROWS)["text-part"]
     assert row.status is Status.FAIL
     assert row.message.startswith("the plain-text part is empty")
+
+
+def test_a_small_list_is_counted_not_judged(tmp_path, staged) -> None:
+    settings = make_settings(tmp_path, "outbox", {})
+    fill(settings.subscribers_database, active=4, bounced=1)
+    row = rows_of(settings, staged, LIST_ROWS)["bounces"]
+    assert row.status is Status.PASS
+    assert row.message == "1 of 5 members bounced: too few members to judge a share (under 100)"

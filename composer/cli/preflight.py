@@ -27,16 +27,20 @@ allow_tracking_option = click.option(
 )
 
 
+SKIP_VARIABLE = "NEWSLETTER_SKIP_PREFLIGHT"
+
+
 def skip_preflight_option(function):
-    """`--skip-preflight CHECK` (repeatable), for `dispatch`."""
+    """`--skip-preflight CHECK` (repeatable) and `--allow-tracking`, for `dispatch`."""
     return click.option(
         "--skip-preflight",
         "skip_preflight",
         multiple=True,
         type=click.Choice(ROW_IDS),
         metavar="CHECK",
-        help="Send although this preflight row fails; it is not run (repeatable). "
-        f"Rows: {', '.join(ROW_IDS)}.",
+        envvar=SKIP_VARIABLE,
+        help="Send although this preflight row fails; it is not run (repeatable; or list the "
+        f"names, space-separated, in {SKIP_VARIABLE}). Rows: {', '.join(ROW_IDS)}.",
     )(allow_tracking_option(function))
 
 
@@ -90,9 +94,10 @@ def preflight(
 
 
 def gate(ctx: click.Context, path: Path, list_name, skip: tuple[str, ...], allow_tracking: bool):
-    """Dispatch's first step: the preflight table, then the checked and rendered issue, or
-    PreflightFailed naming every failed row nobody accepted."""
-    from composer.preflight import run_preflight
+    """Dispatch's first step: the rows that need attention (if any) and the preflight's
+    counts, then the checked and rendered issue, or PreflightFailed naming every failed row
+    nobody accepted. (`newsletter preflight` shows every row.)"""
+    from composer.preflight import Status, run_preflight
     from composer.render.stage import check_and_render
 
     settings = ctx.obj.settings
@@ -105,7 +110,9 @@ def gate(ctx: click.Context, path: Path, list_name, skip: tuple[str, ...], allow
         allow_tracking=allow_tracking,
         skip=skip,
     )
-    print_table(report)
+    attention = (Status.WARN, Status.FAIL)
+    if any(row.status in attention for row in report.rows):  # all clear: nothing to read
+        print_table(report, only=attention)
     if report.failed:
         names = [row.id for row in report.failed]
         flags = " ".join(f"--skip-preflight {name}" for name in names)
@@ -116,17 +123,22 @@ def gate(ctx: click.Context, path: Path, list_name, skip: tuple[str, ...], allow
     return staged
 
 
-def print_table(report) -> None:
+def print_table(report, only=None) -> None:
+    """The rows (those with a status in `only`, when given) as a table, then the counts."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table("check", "status", "what", "what to do", title=None, show_lines=False)
-    for row in report.rows:
-        status = str(row.status)
-        table.add_row(row.id, Text(status, style=_STYLES[status]), Text(row.message), Text(row.fix))
+    rows = [row for row in report.rows if only is None or row.status in only]
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)  # a pipe or a file: no terminal width to fit
-    console.print(table)
+    if rows:
+        table = Table("check", "status", "what", "what to do")
+        for row in rows:
+            status = str(row.status)
+            table.add_row(
+                row.id, Text(status, style=_STYLES[status]), Text(row.message), Text(row.fix)
+            )
+        console.print(table)
     console.print(Text(report.summary()))

@@ -52,5 +52,16 @@ def config_of(settings) -> PreflightConfig:
         bounced_fail=block.bounced_fail,
         complained_warn=block.complained_warn,
         complained_fail=block.complained_fail,
-        sync_max_age_hours=block.sync_max_age_hours,
+        sync_max_age_hours=(
+            block.sync_max_age_hours
+            if "sync_max_age_hours" in block.written
+            else _stale_after_hours(settings)
+        ),
     )
+
+
+def _stale_after_hours(settings) -> float:
+    """Unless preflight says otherwise, a sync is old when `dispatch` calls it stale."""
+    from composer.service.config import ServiceSettings
+
+    return ServiceSettings.from_settings(settings).stale_after_hours

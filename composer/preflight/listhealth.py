@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from composer.preflight.model import Check, failed, passed, skipped, warned
 
 OFFLINE = "the outbox backend gets no bounces, complaints or unsubscribes back"
-PENDING = "pending"  # an unconfirmed sign-up (double opt-in): never a recipient
+PENDING = "pending"
+# Below this many members a share says nothing (1 bounce in 5 is 20 %): the row only counts.
+MIN_MEMBERS = 100  # an unconfirmed sign-up (double opt-in): never a recipient
 
 
 def sync_suppressions_row(run) -> Check:
@@ -16,7 +18,7 @@ def sync_suppressions_row(run) -> Check:
         run,
         "sync-suppressions",
         job="sendgrid-suppressions",
-        backend="sendgrid",
+        unused=f"not used with the {run.backend} backend",
         fix="run `newsletter subscribers sync-suppressions` (`newsletter serve` runs it hourly)",
     )
 
@@ -26,7 +28,7 @@ def sync_inbound_row(run) -> Check:
         run,
         "sync-inbound",
         job="inbound",
-        backend="smtp",
+        unused="not configured (no inbound: block in newsletter.yaml)",
         fix="run `newsletter inbound` (`newsletter serve` runs it when inbound: is set)",
     )
 
@@ -76,14 +78,16 @@ def pending_row(run) -> Check:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _sync_row(run, row: str, *, job: str, backend: str, fix: str) -> Check:
+def _sync_row(run, row: str, *, job: str, unused: str, fix: str) -> Check:
     if run.offline:
         return skipped(row, OFFLINE)
+    from composer.service.syncs import configured
+
     last_sync = getattr(run.store, "last_sync", None)
     last = last_sync(job) if callable(last_sync) else None
     if last is None:
-        if run.backend != backend:
-            return skipped(row, f"not used with the {run.backend} backend")
+        if job not in configured(run.settings):
+            return skipped(row, unused)
         return warned(row, f"{job} never synced", fix)
     finished = _parse_time(getattr(last, "finished_at", None))
     if finished is None:
@@ -111,6 +115,12 @@ def _share_row(run, row: str, status: str, warn_at: float, fail_at: float, fix: 
         return passed(row, f"the list {run.list_name} has no members yet")
     count = counts.get(status, 0)
     share = 100 * count / total
+    if total < MIN_MEMBERS:
+        return passed(
+            row,
+            f"{count:,} of {total:,} members {status}: too few members to judge a share "
+            f"(under {MIN_MEMBERS})",
+        )
     message = (
         f"{count:,} of {total:,} members {status} ({_percent(share)}; warn at "
         f"{_percent(warn_at)}, fail at {_percent(fail_at)})"

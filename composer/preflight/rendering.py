@@ -3,7 +3,8 @@ linked in both parts."""
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
+import re
+from html import unescape
 
 from composer.preflight.model import Check, failed, passed, skipped, warned
 from composer.render.size import CLIP_BYTES, KB, WARN_BYTES, kb
@@ -75,16 +76,15 @@ def entry_urls_row(run) -> Check:
     return passed("entry-urls", f"all {len(entries)} entries are linked in both parts")
 
 
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: set[str] = set()
+# The renderer's links: <a ... href="..."> (MJML and premailer quote attributes). A regex,
+# not html.parser: this runs before every dispatch and the parser takes ~100x longer.
+_HREF = re.compile(r"""<a\b[^>]*?\shref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
 
-    def handle_starttag(self, tag, attrs) -> None:
-        if tag == "a":
-            for name, value in attrs:
-                if name == "href" and value:
-                    self.hrefs.add(value.strip())
+
+def _hrefs(html: str) -> set[str]:
+    return {
+        unescape(next(g for g in m.groups() if g is not None)).strip() for m in _HREF.finditer(html)
+    }
 
 
 def _text_urls(text: str) -> set[str]:
@@ -92,10 +92,3 @@ def _text_urls(text: str) -> set[str]:
     counts only when whole (a longer URL that starts with it does not)."""
     words = text.split()
     return set(words) | {w.strip("<>") for w in words}
-
-
-def _hrefs(html: str) -> set[str]:
-    parser = _Links()
-    parser.feed(html)
-    parser.close()
-    return parser.hrefs
