@@ -298,7 +298,7 @@ def test_billion_laughs_is_an_error_at_its_line_and_never_blocks_a_sibling(tmp_p
     )
 
 
-def test_build_and_new_beside_a_billion_laughs(tmp_path) -> None:
+def test_build_new_and_archive_beside_a_billion_laughs(tmp_path) -> None:
     project = make_project(tmp_path)
     (project / "issues" / "2025-04.yaml").write_text(BILLION_LAUGHS)
     built = bounded(project, "build", "issues/2025-05.rst", "-o", "out", seconds=60)
@@ -317,6 +317,13 @@ def test_build_and_new_beside_a_billion_laughs(tmp_path) -> None:
         "`new`\n"
     )
     assert created.stdout.startswith("created issues/2025-06.rst\n")
+    archived = bounded(project, "archive", "-o", "site", seconds=120)
+    assert (
+        "issues/2025-04.yaml:7:8: error: the file expands to more than 100,000 values here "
+        "(aliases repeat what their anchor holds), over the limit for an issue [too-large]\n"
+    ) in archived.stdout + archived.stderr
+    assert "Traceback" not in archived.stderr
+    assert (project / "site" / "2025" / "05" / "email.eml").is_file()  # the others are archived
 
 
 def test_huge_deep_and_self_referring_files(tmp_path) -> None:
