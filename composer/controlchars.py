@@ -15,9 +15,16 @@ import re
 _NONCHARACTERS = "".join(
     chr(plane * 0x10000 + low) for plane in range(17) for low in (0xFFFE, 0xFFFF)
 )
-_BAD = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef" + _NONCHARACTERS + "]|\r(?!\n)"
-)
+# One character class scans fast; a CR is a control character only when no LF follows,
+# which the slower pattern checks, and only in text that holds a CR at all.
+_CLASS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef" + _NONCHARACTERS + "]")
+_WITH_CR = re.compile(_CLASS.pattern + "|\r(?!\n)")
+
+
+def _pattern(text: str) -> re.Pattern:
+    return _WITH_CR if "\r" in text else _CLASS
+
+
 _NAMES = {
     0x00: "NUL",
     0x07: "BEL",
@@ -32,16 +39,17 @@ _NAMES = {
 
 
 def has_bad(text: str) -> bool:
-    return _BAD.search(text) is not None
+    return _pattern(text).search(text) is not None
 
 
 def remove(text: str) -> str:
     """`text` without any of them; every other character (and every line) kept."""
-    return _BAD.sub("", text)
+    pattern = _pattern(text)
+    return pattern.sub("", text) if pattern.search(text) else text
 
 
 def count(text: str) -> int:
-    return sum(1 for _ in _BAD.finditer(text))
+    return sum(1 for _ in _pattern(text).finditer(text))
 
 
 def find(text: str) -> list[tuple[int, int, str]]:
@@ -49,7 +57,7 @@ def find(text: str) -> list[tuple[int, int, str]]:
     lines counted at LF, columns in characters, both from 1."""
     found: list[tuple[int, int, str]] = []
     last_line = 0
-    for match in _BAD.finditer(text):
+    for match in _pattern(text).finditer(text):
         start = match.start()
         line = text.count("\n", 0, start) + 1
         if line == last_line:

@@ -70,7 +70,7 @@ def _over_limits(text: str, path: str) -> Diagnostic | None:
     a few hundred bytes into billions of values."""
     import yaml
 
-    parser = getattr(yaml, "CParser", None) or yaml.SafeLoader  # both report marks
+    parser = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader  # libyaml when there
     sizes: dict[str, int] = {}  # anchor -> values it expands to
     open_: list[tuple[str | None, int]] = []  # (anchor, total when it opened)
     total = 0
