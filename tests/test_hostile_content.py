@@ -513,3 +513,26 @@ def test_an_internationalized_sender_domain_travels_as_idna(settings, may_issue,
     assert msg["From"].addresses[0].addr_spec == "zeitgeist@xn--bcher-kva.example"
     assert msg["List-Id"] == "The CoVar Zeitgeist <zeitgeist.xn--bcher-kva.example>"
     assert msg["Message-ID"].endswith("@xn--bcher-kva.example>")
+
+
+def test_control_characters_in_one_issue_never_abort_the_archive(tmp_path, monkeypatch) -> None:
+    project = make_project(tmp_path)
+    monkeypatch.chdir(project)
+    nov = project / "issues" / "2024-11.rst"
+    nov.write_text(nov.read_text().replace("research", "res\x1b[31mearch\x07", 1))
+    result = run(project, "archive", "-o", "site")
+    assert "Traceback" not in result.output and "MjmlError" not in result.output
+    line = next(i for i, text in enumerate(nov.read_text().splitlines(), 1) if "\x1b" in text)
+    column = nov.read_text().splitlines()[line - 1].index("\x1b") + 1
+    assert (
+        f"issues/2024-11.rst:{line}:{column}: error: control character U+001B (ESC) in the "
+        "text: it cannot be shown in an email; `newsletter check --fix` removes it "
+        "[control-char]\n"
+    ) in result.output
+    assert (project / "site" / "2025" / "05" / "email.eml").is_file()
+    fixed = run(project, "check", "--fix", "issues/2024-11.rst")
+    assert "issues/2024-11.rst: removed 2 control characters\n" in fixed.output
+    assert fixed.exit_code == 0, fixed.output
+    again = run(project, "archive", "-o", "site")
+    assert again.exit_code == 0, again.output
+    assert (project / "site" / "2024" / "11" / "email.eml").is_file()
