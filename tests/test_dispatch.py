@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -258,8 +259,15 @@ def _kill_and_resume(project: Path, seed: int, extra: tuple[str, ...] = ()) -> i
     rng = random.Random(seed)
     landed = 0
     for _ in range(4):
+        sent_before = _sent(project)
         process = _dispatch_process(project, *extra)
-        time.sleep(rng.uniform(0.5, 2.0))
+        # Start-up (imports, preflight) takes seconds on a loaded machine: the random moment
+        # is counted from the run's first recorded send, so that each kill lands mid-send.
+        deadline = time.monotonic() + 60
+        while _sent(project) == sent_before and process.poll() is None:
+            assert time.monotonic() < deadline, "the dispatch sent nothing in 60 s"
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             landed += 1
@@ -270,6 +278,14 @@ def _kill_and_resume(project: Path, seed: int, extra: tuple[str, ...] = ()) -> i
     output = final.communicate(timeout=120)[0].decode()
     assert final.returncode in (0, 1), output
     return landed
+
+
+def _sent(project: Path) -> int:
+    db = sqlite3.connect(project / "subscribers" / "subscribers.db")
+    try:
+        return db.execute("SELECT count(*) FROM deliveries WHERE status = 'sent'").fetchone()[0]
+    finally:
+        db.close()
 
 
 def _ambiguous(project: Path) -> set[str]:
@@ -312,7 +328,8 @@ def test_sendgrid_dispatch_killed_at_random_nobody_twice(tmp_path, seed) -> None
         )
         os.environ["SENDGRID_API_KEY"] = "SG.dispatch-test"
         try:
-            landed = _kill_and_resume(project, seed, ("--rate", "1500"))
+            # --yes-stale: no suppressions sync has run in this throwaway project
+            landed = _kill_and_resume(project, seed, ("--rate", "1500", "--yes-stale"))
         finally:
             del os.environ["SENDGRID_API_KEY"]
         got = Counter(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -102,7 +103,10 @@ def dispatch(
     staged = preflight_gate(ctx, path, list_name, skip_preflight, allow_tracking)  # the table first
     if staged.errors or staged.rendered is None:
         raise IssueHasErrors(str(path), staged.diagnostics)
-    with open_store(settings.subscribers_database, settings.default_list) as store:
+    with (
+        _database_errors(settings),
+        open_store(settings.subscribers_database, settings.default_list) as store,
+    ):
         plan = prepare(staged, settings, store, options)
         _syncs(settings, store, yes_stale or dry_run)
         _summary(plan, options, dry_run)
@@ -140,9 +144,7 @@ def _syncs(settings, store, allow_stale: bool) -> None:
     from composer.service.syncs import check_syncs
 
     max_age = ServiceSettings.from_settings(settings).stale_after_hours
-    check_syncs(
-        settings, store, max_age_hours=max_age, allow_stale=allow_stale, echo=click.echo
-    )
+    check_syncs(settings, store, max_age_hours=max_age, allow_stale=allow_stale, echo=click.echo)
 
 
 @click.command()
@@ -166,7 +168,10 @@ def status(ctx: click.Context, path: Path | None) -> None:
         from composer.readers import read_issue
 
         issue = read_issue(path).issue.month
-    with open_store(settings.subscribers_database, settings.default_list) as store:
+    with (
+        _database_errors(settings),
+        open_store(settings.subscribers_database, settings.default_list) as store,
+    ):
         records = DispatchRecords(store)
         dispatches = records.all(issue)
         if not dispatches:
@@ -177,6 +182,20 @@ def status(ctx: click.Context, path: Path | None) -> None:
             return
         for item in dispatches:
             _print_report(report_for(records, item), path)
+
+
+@contextmanager
+def _database_errors(settings):
+    """A last guard: an SQLite error the store did not translate (a read outside a write,
+    a damaged file) is still one line that says what to do, never a traceback."""
+    import sqlite3
+
+    try:
+        yield
+    except sqlite3.Error as exc:
+        from composer.subscribers.store import database_problem
+
+        raise database_problem(exc, Path(settings.subscribers_database)) from None
 
 
 # -- presentation ----------------------------------------------------------------------

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from composer.dispatch.retry import RetryPolicy
 from composer.errors import ComposerError
+from composer.senders.secrets import has_secrets, scrub
 
 
 class DeliveryStatus(StrEnum):
@@ -50,6 +51,10 @@ class RecipientResult:
     # stops as interrupted if the relay stays out of reach.
     unreached: bool = False
 
+    def __post_init__(self) -> None:
+        if self.reason and has_secrets():  # a server may echo what it was sent
+            object.__setattr__(self, "reason", scrub(self.reason))
+
     @property
     def sent(self) -> bool:
         return self.status is DeliveryStatus.SENT
@@ -63,7 +68,7 @@ class SendError(ComposerError):
     when the others surely did not leave (they may be sent again without a duplicate)."""
 
     def __init__(self, message: str, *, results=(), rest_unsent: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.results = list(results)
         self.rest_unsent = rest_unsent
 

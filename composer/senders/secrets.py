@@ -23,13 +23,17 @@ _MIN_PIECE = 6
 _loaded: set[str] = set()
 
 
-def load_secret(name: str, *, ascii_only: bool = False, why: str = "") -> str:
+def load_secret(
+    name: str, *, ascii_only: bool = False, why: str = "", secret: bool = True
+) -> str:
     """The secret `name` from the environment (the CLI has read .env into it), stripped of
-    surrounding blanks; "" when unset. SettingsError, without the value, when malformed."""
+    surrounding blanks; "" when unset. SettingsError, without the value, when malformed.
+    secret=False for a value checked the same way but not hidden (a login name)."""
     value = os.environ.get(name, "").strip()
     if not value:
         return ""
-    remember(value)
+    if secret:
+        remember(value)
     if match := _CONTROL.search(value):
         what = "a line break" if match.group() in "\r\n\u2028\u2029" else "a control character"
         raise SettingsError(
@@ -50,11 +54,16 @@ def remember(secret: str) -> None:
         _loaded.add(secret)
 
 
+def has_secrets() -> bool:
+    return bool(_loaded)
+
+
 def pieces(secret: str) -> list[str]:
-    """The secret, its escaped forms, and every long run of it between blanks and control
-    characters: a message may quote it whole, repr()-escaped, or split at a line break."""
+    """The secret, its escaped forms, and every long run of it between control characters:
+    a message may quote it whole, repr()-escaped, or split at a line break. (Not split at
+    spaces: the words of a passphrase are common words.)"""
     forms = {secret, secret.encode("unicode_escape").decode("ascii"), repr(secret)[1:-1]}
-    runs = re.split(r"[\s\x00-\x1f\x7f-\x9f]+|\\[nrtx0-9]", secret)
+    runs = re.split(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+", secret)
     forms.update(run for run in runs if len(run) >= _MIN_PIECE)
     return sorted(forms, key=len, reverse=True)
 

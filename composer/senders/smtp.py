@@ -68,7 +68,7 @@ class SmtpSender(Sender):
         self.ca_file = str(Path(settings.root) / ca_file) if ca_file else None
         if self.ca_file and not Path(self.ca_file).is_file():
             options.problems.append(f"smtp.ca_file: {self.ca_file} is not a file")
-        self._username = load_secret("SMTP_USERNAME")
+        self._username = load_secret("SMTP_USERNAME", secret=False)
         self._password = load_secret("SMTP_PASSWORD")
         if bool(self._username) != bool(self._password):
             options.problems.append(
