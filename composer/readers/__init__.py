@@ -70,18 +70,22 @@ def read_issue(path: Path | str, text: str | None = None) -> ReadResult:
 def load_text(path: Path | str) -> tuple[str, Diagnostic | None]:
     """The text of an issue file, or ("", the error) when it cannot be an issue: not a
     regular file (a FIFO, /dev/zero), over the size limit, unreadable, or not UTF-8."""
+    import os
     import stat
 
     path = Path(path)
     where = Position(str(path))
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            return "", error(where, "unreadable", "not a regular file: an issue is a text file")
-        if info.st_size > limits.MAX_BYTES:
-            return "", limits.too_large(str(path), info.st_size)
-        with path.open("rb") as handle:
-            raw = handle.read(limits.MAX_BYTES + 1)  # the file may grow after stat()
+        # Opened without blocking and checked on the open file: a FIFO put in the file's
+        # place between a check and the open can neither hang the read nor slip through.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return "", error(where, "unreadable", "not a regular file: an issue is a text file")
+            if info.st_size > limits.MAX_BYTES:
+                return "", limits.too_large(str(path), info.st_size)
+            raw = handle.read(limits.MAX_BYTES + 1)  # the file may grow after fstat()
     except OSError as exc:
         return "", error(where, "unreadable", f"cannot read the file: {exc.strerror or exc}")
     if len(raw) > limits.MAX_BYTES:
