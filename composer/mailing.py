@@ -376,6 +376,11 @@ def list_id_header(name: str, list_id: str) -> bytes:
     """RFC 2919 `List-Id: description <list-id>`; the description encoded like a Subject,
     the identifier checked (it is made from settings, and must stay one token)."""
     list_id = clean_header_text(list_id)
+    if not list_id.isascii():  # a list on an internationalized domain: its IDNA form
+        try:
+            list_id = list_id.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass  # refused just below, with the identifier as given
     if not _LIST_ID.match(list_id):
         raise SettingsError(
             f"list identifier {list_id!r} is not valid in a List-Id header: use letters, "

@@ -536,3 +536,19 @@ def test_control_characters_in_one_issue_never_abort_the_archive(tmp_path, monke
     again = run(project, "archive", "-o", "site")
     assert again.exit_code == 0, again.output
     assert (project / "site" / "2024" / "11" / "email.eml").is_file()
+
+
+def test_list_identifiers_travel_as_ascii_or_are_refused(settings, may_issue, may_rendered):
+    from composer.errors import SettingsError
+
+    template = MessageTemplate.build(
+        may_rendered, settings, may_issue, "news.bücher.example", signer=SIGNER
+    )
+    raw = template.for_recipient(Recipient(1, "a@example.com", "", "t"))
+    assert parse(raw)["List-Id"] == "The CoVar Zeitgeist <news.xn--bcher-kva.example>"
+    for bad in ("my list.covar.com", "x\r\nBcc: y.covar.com", "=?utf-8?q?a?=.covar.com"):
+        with pytest.raises(SettingsError) as err:
+            MessageTemplate.build(may_rendered, settings, may_issue, bad, signer=SIGNER)
+        assert str(err.value).endswith(
+            "is not valid in a List-Id header: use letters, digits, dots and hyphens"
+        )
