@@ -24,6 +24,7 @@ from composer.inbound.sources import (
 )
 
 JOB = "inbound"
+BATCH = 100  # recognized messages applied per transaction
 IMAP_USER_VARIABLE, IMAP_PASSWORD_VARIABLE = "IMAP_USERNAME", "IMAP_PASSWORD"
 
 
@@ -63,8 +64,25 @@ def process(
     source: Source, store, *, signer, soft_bounce_limit: int | None = None
 ) -> InboundReport:
     """Read every message of `source` (opened here) and apply what it says; the run is
-    recorded in the store whether it works or not."""
+    recorded in the store whether it works or not. Recognized messages are applied in
+    batches of BATCH (one transaction each), and moved only after their batch committed."""
     report = InboundReport(str(source))
+    pending: list[tuple[object, str, list]] = []
+
+    def flush() -> None:
+        events = [event for _, _, found in pending for event in found]
+        applied = apply_events(store, events, soft_bounce_limit=soft_bounce_limit)
+        for key, name, _ in pending:
+            source.handled(key)  # after the commit: a crash here re-reads, harmlessly
+            report.handled += 1
+            report.formats[name] = report.formats.get(name, 0) + 1
+        for a in applied:
+            report.kinds[a.event.kind] = report.kinds.get(a.event.kind, 0) + 1
+            report.changed += a.changed
+            report.already += a.duplicate
+            report.unknown += a.subscriber_id is None and not a.duplicate
+        pending.clear()
+
     try:
         with source:
             for key, data in source:
@@ -73,15 +91,11 @@ def process(
                 if not events:
                     report.unrecognized += 1
                     continue
-                applied = apply_events(store, events, soft_bounce_limit=soft_bounce_limit)
-                source.handled(key)  # after the commit: a crash here re-reads, harmlessly
-                report.handled += 1
-                report.formats[name] = report.formats.get(name, 0) + 1
-                for a in applied:
-                    report.kinds[a.event.kind] = report.kinds.get(a.event.kind, 0) + 1
-                    report.changed += a.changed
-                    report.already += a.duplicate
-                    report.unknown += a.subscriber_id is None and not a.duplicate
+                pending.append((key, name, events))
+                if len(pending) >= BATCH:
+                    flush()
+            if pending:
+                flush()
             report.too_large = source.skipped_too_large
     except Exception as exc:
         store.record_sync(JOB, False, one_line(f"{source}: {exc}", 500))
