@@ -5,6 +5,9 @@ The SMTP backend (smtp.verp: true) sends each message with the envelope sender
 NEWSLETTER_SECRET (through the unsubscribe Signer), so nobody can make an address that
 bounces someone else. The MAC is hexadecimal: some relays lower-case local parts.
 The return-path mailbox must accept subaddresses (Postfix: recipient_delimiter = +).
+The MAC is made with the current secret only: after NEWSLETTER_SECRET is rotated, the
+addresses of earlier mailings no longer verify and their bounces are matched by Message-ID
+or address instead (composer/inbound/base.py).
 """
 
 from __future__ import annotations
