@@ -56,3 +56,39 @@ def test_rendered_html_uses_the_palette(may_issue, settings) -> None:
         dark[k] for k in ("text", "muted", "link")
     }
     assert used <= allowed, used - allowed
+
+
+def test_theme_contrast_agrees_with_this_tests_own_formula() -> None:
+    """settings.py checks the brand colour with theme.contrast: it must be WCAG's."""
+    for a, b in (("#000000", "#ffffff"), ("#777777", "#ffffff"), ("#2f6fb5", "#171b21")):
+        assert theme.contrast(a, b) == pytest.approx(contrast(a, b))
+    assert theme.contrast("#abc", "#aabbcc") == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_brand_colour_has_aa_large_text_contrast_on_the_card(scheme: str) -> None:
+    """The brand colour colours only large text (title 28px, headings 22px bold) and a bar:
+    AA asks 3:1 there. The check refuses any colour under it in either scheme."""
+    palette = theme.LIGHT if scheme == "light" else theme.DARK
+    for colour in ("#2f6fb5", "#e07a10", "#3b82f6"):
+        assert theme.brand_colour_problem(colour) == ""
+        assert contrast(colour, palette["card"]) >= theme.BRAND_MIN_CONTRAST
+    failing = "#0a58a8" if scheme == "dark" else "#ffffdd"
+    assert contrast(failing, palette["card"]) < 3
+    assert f"with the {scheme}-mode card" in theme.brand_colour_problem(failing)
+
+
+def test_branded_html_uses_only_colours_the_contrast_tests_cover(nov_issue, settings) -> None:
+    import re
+
+    from tests.test_render_reader import Variant
+
+    brand = theme.Brand(color="#e07a10")
+    html = render(nov_issue, Variant(settings, brand=brand)).html
+    used = {c.lower() for c in re.findall(r"(?<![-\w])color:\s*(#[0-9a-fA-F]{6})", html)}
+    light, dark = theme.LIGHT, theme.DARK
+    allowed = {light[k] for k in ("text", "muted", "link")} | {
+        dark[k] for k in ("text", "muted", "link")
+    }
+    assert "#e07a10" in used
+    assert used <= allowed | {"#e07a10"}, used - allowed
