@@ -461,3 +461,15 @@ def test_imap_needs_the_login_in_the_environment(home, dovecot) -> None:
         "error: IMAP_USERNAME and IMAP_PASSWORD (environment or .env) are needed to log in "
         "to the IMAP server\n",
     )
+
+
+def test_an_imap_folder_name_cannot_inject_commands(home, monkeypatch) -> None:
+    write_config(home, {"imap": {"host": "127.0.0.1", "folder": 'INBOX" DELETE "Sent'}})
+    monkeypatch.setenv("IMAP_USERNAME", IMAP_USER)
+    monkeypatch.setenv("IMAP_PASSWORD", IMAP_PASSWORD)
+    result = run()
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: inbound.imap.folder: 'INBOX\" DELETE \"Sent' is not a folder name composer "
+        "uses (letters, digits, space, '.', '_', '-', '/')\n",
+    )
