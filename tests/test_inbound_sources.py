@@ -273,7 +273,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 class Dovecot:
     """A throw-away Dovecot IMAP server (implicit TLS) on 127.0.0.1, one user, Maildir."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, capability: str = "") -> None:
         self.folder = folder
         self.port = _free_port()
         self.cert, key = _self_signed(folder)
@@ -300,6 +300,7 @@ ssl = required
 ssl_cert = <{self.cert}
 ssl_key = <{key}
 auth_mechanisms = plain
+{f"imap_capability = {capability}" if capability else ""}
 mail_location = maildir:{mail}/%u
 first_valid_uid = 1
 default_login_user = {login_user}
@@ -473,3 +474,31 @@ def test_an_imap_folder_name_cannot_inject_commands(home, monkeypatch) -> None:
         "error: inbound.imap.folder: 'INBOX\" DELETE \"Sent' is not a folder name composer "
         "uses (letters, digits, space, '.', '_', '-', '/')\n",
     )
+
+
+def test_imap_without_move_copies_flags_and_expunges(home, monkeypatch) -> None:
+    """A server that does not offer MOVE (RFC 6851): COPY, \\Deleted, EXPUNGE."""
+    if DOVECOT is None:
+        pytest.skip("dovecot is not installed: `make test` installs it (.ci/system-deps)")
+    folder = Path(tempfile.mkdtemp(prefix="composer-dovecot-"))
+    folder.chmod(0o755)
+    server = Dovecot(folder, capability="IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE")
+    try:
+        client = server.client()
+        assert b"MOVE" not in client.capability()[1][0]
+        for name in ("postfix_user_unknown.eml", "out_of_office.eml"):
+            client.append("INBOX", None, None, (INBOUND / name).read_bytes())
+        imap_config(home, server)
+        monkeypatch.setenv("IMAP_USERNAME", IMAP_USER)
+        monkeypatch.setenv("IMAP_PASSWORD", IMAP_PASSWORD)
+        result = run()
+        assert result.exit_code == 0, result.output
+        assert "handled: 1 (1 dsn)\n" in result.output
+        assert folder_ids(client, "INBOX") == ["<ooo-1@example.com>"]
+        assert folder_ids(client, "Processed") == [
+            "<20250601080012.4XyZ1b2C3dz9sTq@mail.zeitgeist.example>"
+        ]
+        client.logout()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
