@@ -285,11 +285,22 @@ def test_brand_colour_contrast_is_checked_in_both_schemes() -> None:
 
 def test_logo_settings_are_checked() -> None:
     assert theme.logo_url_problem("https://covar.com/logo.png") == ""
+    assert theme.logo_url_problem("https://cdn.covar.com:8443/a/logo.png?v=2#x") == ""
     assert theme.logo_url_problem("http://covar.com/logo.png") == (
         "'http://covar.com/logo.png' is not an https:// URL: email clients block images over "
         "http, and the email carries no image data itself"
     )
-    for bad in ("data:image/png;base64,xx", "javascript:alert(1)", "https://a b/", "//x/y.png"):
+    for bad in (
+        "data:image/png;base64,xx",
+        "javascript:alert(1)",
+        "https://a b/",
+        "//x/y.png",
+        'https://x.com/"onerror="alert(1)',
+        "https://x.com/<script>",
+        "https://user:pw@x.com/l.png",
+        "https://x.com/l\n.png",
+        "https:///l.png",
+    ):
         assert "is not an https:// URL" in theme.logo_url_problem(bad), bad
     assert theme.logo_width_problem(120) == ""
     assert theme.logo_width_problem(0) == "0 is not a width in pixels from 16 to 544"

@@ -114,12 +114,16 @@ def logo_url_problem(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         return "the logo's URL is empty: give an https:// URL of the image"
     url = value.strip()
-    if not url.lower().startswith("https://") or any(c.isspace() for c in url):
+    if not _HTTPS_URL.match(url):
         return (
             f"{url!r} is not an https:// URL: email clients block images over http, and "
             "the email carries no image data itself"
         )
     return ""
+
+
+# https://host[:port]/path?query: no spaces, quotes or angle brackets, no user@ in the host.
+_HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(?::\d{1,5})?(?:[/?#][^\s\"'<>`\\]*)?$", re.I)
 
 
 def logo_width_problem(value: object) -> str:
