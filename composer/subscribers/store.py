@@ -42,6 +42,9 @@ LOCK_WAIT_S = 900.0
 # A dispatch claims a batch only with this much free space next to the database, so that
 # the outcome of a batch sent is never lost to a full disk.
 MIN_FREE_BYTES = 4 * 2**20
+# Every commit waits for the disk (a committed unsubscribe survives a power cut); see
+# write(durable=False) for the one exception. The only place that sets it.
+SYNCHRONOUS = "FULL"
 _SUBSCRIBER_COLUMNS = (
     "s.id, s.email, s.name, s.status, s.status_at, s.status_how, s.source, s.token, "
     "s.created_at, (SELECT group_concat(l.name, ' ') FROM memberships m "
@@ -124,7 +127,7 @@ class SubscriberStore:
             self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             self.db.execute("PRAGMA journal_mode = WAL")
             # FULL: a committed unsubscribe must survive a power cut, not only a crash.
-            self.db.execute("PRAGMA synchronous = FULL")
+            self.db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
             self.db.create_function("email_key", 1, email_key, deterministic=True)
             self.db.create_function("new_token", 0, new_token)
             self._migrate()
@@ -152,21 +155,33 @@ class SubscriberStore:
         self.close()
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction; IMMEDIATE so it waits for other writers up front (for as
         long as lock_wait: SQLite's own wait, then again). SQLite errors come out as
-        DatabaseError that says what to do (locked, full disk, read-only)."""
-        self._begin()
+        DatabaseError that says what to do (locked, full disk, read-only).
+
+        durable=False commits without waiting for the disk (synchronous NORMAL, for this
+        transaction only): it survives the process being killed, and a power cut may undo
+        it. Only for a write whose loss is safe (the dispatch ledger records a batch's
+        outcomes so: undone, its rows read `sending`, hence ambiguous, never sent twice).
+        """
+        if not durable:
+            self.db.execute("PRAGMA synchronous = NORMAL")
         try:
-            yield self.db
-            self.db.execute("COMMIT")
-        except BaseException as exc:
-            if self.db.in_transaction:
-                with suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise database_problem(exc, self.path) from None
-            raise
+            self._begin()
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException as exc:
+                if self.db.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise database_problem(exc, self.path) from None
+                raise
+        finally:
+            if not durable:
+                self.db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
 
     def _begin(self) -> None:
         deadline = time.monotonic() + self.lock_wait
