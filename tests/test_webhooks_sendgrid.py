@@ -133,7 +133,9 @@ def test_custom_args_name_the_subscriber() -> None:
         (b'{"event": "bounce"}', "expected a JSON array of events"),
         (b'[1, "x"]', "event 0 is not an object"),
         (b"\xff\xfe[]", "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON: nested too deeply"),
     ],
+    ids=["truncated", "object", "not-objects", "bad-utf8", "deep"],
 )
 def test_bad_payloads(body: bytes, message: str) -> None:
     with pytest.raises(BadPayload) as caught:

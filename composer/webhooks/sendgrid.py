@@ -178,6 +178,8 @@ def parse(raw_body: bytes, *, received_at: str | None = None) -> list[DeliveryEv
         data = json.loads(raw_body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadPayload(f"not JSON: {one_line(str(exc), 120)}") from None
+    except RecursionError:
+        raise BadPayload("not JSON: nested too deeply") from None
     if not isinstance(data, list):
         raise BadPayload("expected a JSON array of events")
     if len(data) > MAX_EVENTS:
