@@ -146,6 +146,15 @@ def test_junk_is_not_classified(raw: bytes) -> None:
     assert classify(raw, signer=SIGNER) == ("", [])
 
 
+def test_deeply_nested_parts_are_not_classified() -> None:
+    head = b"Content-Type: multipart/report; report-type=delivery-status; boundary=b0\n\n"
+    nested = b"".join(
+        f"--b{i - 1}\nContent-Type: multipart/mixed; boundary=b{i}\n\n".encode()
+        for i in range(1, 3000)
+    )
+    assert classify(head + nested, signer=SIGNER) == ("", [])
+
+
 def test_oversized_message_is_not_read() -> None:
     raw = (INBOUND / "postfix_user_unknown.eml").read_bytes()
     assert classify(raw + b"x" * (10 * 1024 * 1024), signer=SIGNER) == ("", [])

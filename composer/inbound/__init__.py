@@ -48,12 +48,20 @@ def classify(
     try:
         message = to_message(data)
         context = Context(signer, received_at or utc_stamp(), digest_of(data))
-    except (ValueError, TypeError, LookupError, UnicodeError):
+    except (ValueError, TypeError, LookupError, UnicodeError, RecursionError):
         return "", []
     for parser in parsers():
         try:
             events = parser.parse(message, context)
-        except (ValueError, TypeError, LookupError, UnicodeError, AttributeError, IndexError):
+        except (
+            ValueError,
+            TypeError,
+            LookupError,
+            UnicodeError,
+            AttributeError,
+            IndexError,
+            RecursionError,  # parts nested thousands deep
+        ):
             continue  # a crafted message one parser chokes on: let the others try
         if events:
             return parser.name, events
