@@ -303,3 +303,16 @@ def test_scrub_removes_a_secret_whole_escaped_or_in_pieces() -> None:
         "whole [redacted]; repr '[redacted]'; escaped [redacted]; first line [redacted], "
         "last line [redacted]; short and common: and, its"
     )
+
+
+def test_a_timeout_after_sendgrid_took_the_request_is_unknown_not_resent(
+    server, settings, template
+) -> None:
+    server.answer_late_next(2.5)
+    with make_sender(settings, server.settings_block(timeout=1, max_attempts=3)) as sender:
+        results = sender.send_batch(template, people(3))
+    assert {r.status for r in results} == {DeliveryStatus.UNKNOWN}
+    assert results[0].reason.startswith("SendGrid: network error: ")
+    assert results[0].reason.endswith("(after the request went: SendGrid may have taken it)")
+    assert len(server.mail_requests) == 1  # not sent again: it was accepted
+    assert len(server.accepted) == 1

@@ -82,11 +82,13 @@ class SendGridApi:
     def scrub(self, text: str) -> str:
         return scrub_secrets(text, self._key)
 
-    def request(self, method: str, path: str, *, body=None, query=None):
+    def request(self, method: str, path: str, *, body=None, query=None, idempotent=True):
         """(status, headers, parsed body) of a call that succeeded (2xx), after retries.
 
         Raises SendGridError for a 4xx other than 429, and RetriesExhausted (with the last
-        problem) when 429/5xx/network errors outlast max_attempts."""
+        problem) when 429/5xx/network errors outlast max_attempts. A call that is not
+        idempotent (mail/send) is not sent again after a network error that may have come
+        after SendGrid took it (a timeout, a dropped connection): MaybeTaken."""
         from python_http_client.exceptions import HTTPError
 
         last = ""
@@ -113,6 +115,12 @@ class SendGridApi:
                 ) from None
             except _NETWORK_ERRORS as exc:
                 last = f"network error: {exc}"
+                if not idempotent and not _surely_not_sent(exc):
+                    raise MaybeTaken(
+                        self.scrub(
+                            f"SendGrid: {last} (after the request went: SendGrid may have taken it)"
+                        )
+                    ) from None
                 self._pause(_backoff(attempt))
                 continue
             except ValueError as exc:  # http.client refuses a header (a malformed key)
@@ -134,6 +142,16 @@ class SendGridApi:
 
 class RetriesExhausted(Exception):
     """429, 5xx or network errors outlasted max_attempts (a temporary failure)."""
+
+
+class MaybeTaken(Exception):
+    """A network error after a mail/send request went: SendGrid may have accepted it."""
+
+
+def _surely_not_sent(exc: BaseException) -> bool:
+    """A connection that was never made (refused, no such host): nothing reached SendGrid."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, ConnectionRefusedError | socket.gaierror)
 
 
 class SendGridSender(Sender):
@@ -204,8 +222,10 @@ class SendGridSender(Sender):
             return []
         try:
             status, headers, _ = self.api.request(
-                "POST", "/v3/mail/send", body=self.request_body(template, batch)
+                "POST", "/v3/mail/send", body=self.request_body(template, batch), idempotent=False
             )
+        except MaybeTaken as exc:  # never sent again unasked: ambiguous
+            return [RecipientResult(r, DeliveryStatus.UNKNOWN, str(exc)) for r in batch]
         except RetriesExhausted as exc:
             # SendGrid out of reach (network, 5xx, 429 for too long): no verdict on anyone.
             return [

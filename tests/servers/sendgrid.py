@@ -91,6 +91,7 @@ class SendGridTestServer:
         self.suppressions: dict[str, list[dict]] = {kind: [] for kind in SUPPRESSION_KINDS}
         self.group_suppressions: dict[int, list[str]] = {}
         self.rate_limit = rate_limit
+        self.late: deque[float] = deque()  # next accepted mail/send: answer after N seconds
         self.lock = threading.Lock()
         self._ids = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -125,6 +126,11 @@ class SendGridTestServer:
             self.script.append(
                 Scripted(status, {"errors": [{"message": message, "field": field, "help": help}]})
             )
+
+    def answer_late_next(self, seconds: float) -> None:
+        """The next mail/send is accepted (it counts as delivered) but answered only after
+        `seconds`: a client timeout after SendGrid took the request."""
+        self.late.append(seconds)
 
     # -- what a sender sees --------------------------------------------------------------
 
@@ -298,6 +304,9 @@ def _handler_for(server: SendGridTestServer):
                 return
             with server.lock:
                 server.accepted.append(body)
+                late = server.late.popleft() if server.late else 0.0
+            if late:
+                time.sleep(late)
             sandbox = body.get("mail_settings", {}).get("sandbox_mode", {}).get("enable")
             if sandbox:
                 self._send(200)
