@@ -18,9 +18,11 @@ error messages, and the client library's debug log is scrubbed.
 SendGrid renders the body itself, so a request carries the bodies with substitution tags
 (MessageTemplate.sendgrid_bodies) and one personalization per recipient with its own
 unsubscribe link, List-Unsubscribe header and custom_args (issue, subscriber id).
-202: sent; 429: wait until X-RateLimit-Reset, then again; 5xx and network errors: again
-after exponential backoff with jitter; any other 4xx stops the mailing (SendError) with
-SendGrid's own error text.
+202: sent; 429: wait until X-RateLimit-Reset, then again; 5xx and a connection refused:
+again after exponential backoff with jitter (when they outlast max_attempts, SendGrid is
+out of reach: no verdict on the recipients); a timeout or a dropped connection after the
+request went: unknown (SendGrid may have taken it), never sent again unasked; any other
+4xx stops the mailing (SendError) with SendGrid's own error text.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ newsletter.yaml:
       ca_file: certs/ca.pem     # optional: trust this CA (a private server)
       envelope_from: bounces@example.com   # optional: where bounces go (default: sender)
       verp: true                # optional: envelope sender bounces+ID-MAC@... per recipient
-      retry_delays: [10, 60, 300]          # optional: seconds before each retry of a 4xx
+      retry_delays: [10, 60, 300]          # optional: seconds before each retry of a 4xx,
+                                           # and the waits for a relay that is down
 
 The login comes only from the environment (or .env): SMTP_USERNAME and SMTP_PASSWORD.
 
