@@ -392,3 +392,23 @@ def test_bad_language_and_brand_are_settings_errors_at_their_lines(tmp_path) -> 
     assert "brand.color: #ffffdd has a contrast of 1.01:1 with the light-mode card #ffffff" in (
         str(err.value)
     )
+
+
+def test_the_archive_renders_again_when_language_or_brand_changes(tmp_path, settings) -> None:
+    """The archive keeps issues it rendered before unless what they depend on changed: the
+    email's language and brand are part of that."""
+    import dataclasses
+
+    from composer.archive import build_archive
+
+    site = tmp_path / "site"
+    first = build_archive(settings, site, jobs=1)
+    assert sorted(first.rendered) == ["2024-11", "2025-05"]
+    assert build_archive(settings, site, jobs=1).rendered == []
+    german = dataclasses.replace(settings, language="de")
+    again = build_archive(german, site, jobs=1)
+    assert sorted(again.rendered) == ["2024-11", "2025-05"]
+    page = (site / "2025" / "05" / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="de"' in page and ">Im Browser ansehen</a>" in page
+    branded = Variant(german, brand=theme.Brand(color="#2f6fb5"))
+    assert sorted(build_archive(branded, site, jobs=1).rendered) == ["2024-11", "2025-05"]

@@ -34,8 +34,9 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 _CODE = ("model.py", "links.py", "months.py", "mailing.py", "readers", "render", "archive")
 _SETTINGS = (
     "name", "publisher_name", "publisher_url", "sender_name", "sender_address", "reply_to",
-    "postal_address", "archive_base_url", "subscribe_url", "default_list",
+    "postal_address", "archive_base_url", "subscribe_url", "default_list", "language",
 )  # fmt: skip
+_BRAND = ("logo_url", "logo_alt", "logo_width", "color")  # settings.brand: the email's look
 
 
 @dataclass
@@ -126,6 +127,8 @@ def fingerprint(settings, template_dirs: list[Path]) -> str:
 
     digest = hashlib.sha256(f"composer {__version__} archive format {FORMAT}\n".encode())
     values = {name: getattr(settings, name, "") for name in _SETTINGS}
+    brand = getattr(settings, "brand", None)
+    values["brand"] = {name: getattr(brand, name, None) for name in _BRAND}
     digest.update(json.dumps(values, sort_keys=True).encode())
     package = Path(__file__).resolve().parents[1]
     sources = [package / name for name in _CODE]
