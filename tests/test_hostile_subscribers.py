@@ -94,6 +94,22 @@ def test_the_quote_used_to_swallow_rows_into_a_name(project: Path) -> None:
     ]
 
 
+def test_quoted_cells_over_several_lines_are_not_an_open_quote(project: Path) -> None:
+    """Notes and names over two lines (CRM exports) import; rows keep spreadsheet numbers;
+    a lone quote inside an unquoted cell on the last row is not an open quote."""
+    result = newsletter(project, "import", str(FIXTURES / "hostile_multiline_cells.csv"))
+    assert result.exit_code == 0, result.output
+    assert (
+        result.output.splitlines()[0]
+        == 'row 4: "bad-address": An email address must have an @-sign.'
+    )
+    assert everyone(project) == [
+        ("ann@example.com", "Ann"),
+        ("bob@example.com", "Bob Jones"),
+        ("cy@example.com", "Cy"),
+    ]
+
+
 def test_a_line_too_long_is_refused(project: Path) -> None:
     path = project / "one-line.csv"
     path.write_text("email,name\n" + "x" * (MAX_LINE_CHARS + 10) + "\n")

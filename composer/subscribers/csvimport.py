@@ -1,9 +1,9 @@
 """Reading subscriber CSV files as common tools export them, one checked row at a time.
 
-Streams: a million-row file is never held in memory. Row numbers are the file's lines
-counted from the header (row 1), blank lines included, as a spreadsheet shows them; a
-quoted cell may not run over several lines (that is a quote left open, which would swallow
-the rows after it).
+Streams: a million-row file is never held in memory. Row numbers are the file's records
+counted from the header (row 1), blank lines included, as a spreadsheet shows them. A quoted
+cell may run over several lines, unless those lines look like rows of the file: that is a
+quote left open, which would swallow the rows after it, and the import stops there.
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ def _name(record: list[str], cols: Columns) -> str:
         return unneutralize(record[i].strip()) if i is not None and i < len(record) else ""
 
     full = cell(cols.name)
+    if "\n" in full or "\r" in full:  # a quoted name over several lines: one line
+        full = " ".join(full.split())
     if full:
         return full
     return " ".join(part for part in (cell(cols.first), cell(cols.last)) if part)
@@ -124,7 +126,9 @@ class CsvRows:
         self.path = Path(path)
         self.rows_read = 0  # data rows, blank ones excluded
         self.last_row = 1
-        self.line_no = 0  # lines read so far; a record spanning lines is refused (see _row)
+        self.line_no = 0  # lines read so far
+        self._extra_lines = 0  # lines beyond the first of rows whose quoted cells span lines
+        self._last_line = ""
         self._file = self._open()
         lines = self._lines()
         try:
@@ -138,9 +142,8 @@ class CsvRows:
                 f"{self.path}: empty file or blank first line; the first row must name the "
                 f"columns, e.g. email,name"
             )
-        self._reader = csv.reader(
-            chain([header_line], lines), delimiter=sniff_delimiter(header_line)
-        )
+        self._delimiter = sniff_delimiter(header_line)
+        self._reader = csv.reader(chain([header_line], lines), delimiter=self._delimiter)
         try:
             headers = self._guard(lambda: next(self._reader))
             self._row(headers, 1)
@@ -198,17 +201,22 @@ class CsvRows:
             self.line_no += 1
             if len(line) > MAX_LINE_CHARS:
                 raise ImportFileError(
-                    f"{self.path}: row {self.line_no}: line longer than {MAX_LINE_CHARS:,} "
+                    f"{self.path}: row {self._line_row()}: line longer than {MAX_LINE_CHARS:,} "
                     "characters; is this a CSV file of subscribers?"
                 )
             if bad(line):
                 raise self._bad_character(line)
+            self._last_line = line
             yield line
+
+    def _line_row(self) -> int:
+        """The spreadsheet row of the line just read."""
+        return self.line_no - self._extra_lines
 
     def _bad_character(self, line: str) -> ImportFileError:
         if "\0" not in line:
             return ImportFileError(
-                f"{self.path}: row {self.line_no}: not UTF-8 text; save it as UTF-8 "
+                f"{self.path}: row {self._line_row()}: not UTF-8 text; save it as UTF-8 "
                 '("CSV UTF-8" in Excel) and import again'
             )
         if self.line_no == 1 and line.count("\0") * 3 >= len(line):
@@ -217,20 +225,35 @@ class CsvRows:
                 '("CSV UTF-8" in Excel) and import again'
             )
         return ImportFileError(
-            f"{self.path}: row {self.line_no}: NUL characters: not a CSV text file; save it "
+            f"{self.path}: row {self._line_row()}: NUL characters: not a CSV text file; save it "
             'as UTF-8 ("CSV UTF-8" in Excel) and import again'
         )
 
-    def _row(self, record: list[str], row: int) -> list[str]:
-        """`record`, read from line `row` alone: a quoted cell running over several lines
-        means a quote left open, which swallows the rows after it into one cell."""
-        # At the end of the file the open cell ends with the last line's line break.
-        if self.line_no != row or (record and record[-1][-1:] in ("\n", "\r")):
-            raise self._open_quote(row)
-        return record
+    def _row(self, record: list[str], row: int) -> None:
+        """Check `record`, spreadsheet row `row`. A quoted cell may run over several lines
+        (notes, postal addresses); one whose further lines look like rows of this file (an
+        address and a delimiter) is a quote left open that swallowed those rows."""
+        extra = self.line_no - self._extra_lines - row
+        if not extra:
+            return
+        delimiter = self._delimiter
+        for cell in record:
+            for line in cell.splitlines()[1:]:
+                if "@" in line and delimiter in line:
+                    raise self._open_quote(row, extra)
+        self._extra_lines += extra
 
-    def _open_quote(self, row: int) -> ImportFileError:
-        after = self.line_no - row
+    def _check_end(self, row: int) -> None:
+        """At the end of the file, the last row's quote must be closed (the reader, lenient,
+        would take the rest of the line as the cell)."""
+        if row and self.line_no - self._extra_lines == row:
+            try:
+                list(csv.reader([self._last_line], delimiter=self._delimiter, strict=True))
+            except csv.Error as exc:
+                if "unexpected end of data" in str(exc):
+                    raise self._open_quote(row, 0) from None
+
+    def _open_quote(self, row: int, after: int) -> ImportFileError:
         if not after:
             return ImportFileError(
                 f"{self.path}: row {row}: a quote opened in this row is never closed; close "
@@ -250,9 +273,11 @@ class CsvRows:
             raise self._file_error(exc) from None
 
     def _file_error(self, exc: Exception) -> ImportFileError:
-        if self.line_no > self.last_row + 1:  # a cell grew over many lines, then too long
-            return self._open_quote(self.last_row + 1)
-        return ImportFileError(f"{self.path}: row {self.last_row + 1}: not valid CSV: {exc}")
+        row = self.last_row + 1
+        extra = self.line_no - self._extra_lines - row
+        if extra > 0:  # a cell grew over many lines, then past the size limit
+            return self._open_quote(row, extra)
+        return ImportFileError(f"{self.path}: row {row}: not valid CSV: {exc}")
 
     def close(self) -> None:
         self._file.close()
@@ -278,3 +303,4 @@ class CsvRows:
                 yield row, raw, _name(record, cols)
         except csv.Error as exc:
             raise self._file_error(exc) from None
+        self._check_end(row)
