@@ -1,13 +1,16 @@
 """How long `newsletter archive` takes for 100 issues (targets: full build under 5 s,
-rebuild with one issue changed under 0.5 s).
+rebuild with one issue changed under 0.5 s), and how its memory grows with the number
+of issues (target: flat; peak RSS of `archive -j 1` at 25, 50 and 100 issues).
 
 Generates 100 issues from the two real ones (2017-01 .. 2025-04, the title's month
 rewritten) in a temporary newsletter folder with a copy of newsletter.yaml, then times
 the real command in a fresh process (imports included): the full build, a rebuild with
 nothing changed, and a rebuild with one issue changed; then the same two rebuilds in
-process (the pipeline alone).
+process (the pipeline alone). Then, in fresh folders of 25, 50 and 100 issues, the peak
+resident memory of a full `archive -j 1` (the command's own process: with one job
+everything is rendered there).
 
-    .venv/bin/python bench/archive.py [--issues N] [--jobs J] [--runs R]
+    .venv/bin/python bench/archive.py [--issues N] [--jobs J] [--runs R] [--memory-only]
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ("2024-11", "2025-05")
 FULL_TARGET_S, REBUILD_TARGET_S = 5.0, 0.5
+MEMORY_SIZES = (25, 50, 100)
+MEMORY_GROWTH_TARGET_MB = 0.2  # per issue: "flat" (it was 1.5 MB an issue)
 
 
 def months(count: int, first: str = "2017-01") -> list[str]:
@@ -55,6 +60,12 @@ def generate(folder: Path, count: int) -> list[Path]:
 
 
 def command(folder: Path, jobs: int | None) -> tuple[float, str]:
+    elapsed, first_line, _ = measured(folder, jobs)
+    return elapsed, first_line
+
+
+def measured(folder: Path, jobs: int | None) -> tuple[float, str, float]:
+    """(wall seconds, first line of output, peak RSS in MB) of one `newsletter archive`."""
     args = [
         sys.executable,
         "-m",
@@ -68,11 +79,39 @@ def command(folder: Path, jobs: int | None) -> tuple[float, str]:
     if jobs:
         args += ["-j", str(jobs)]
     start = time.perf_counter()
-    done = subprocess.run(args, cwd=folder, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"archive failed:\n{done.stdout}{done.stderr}")
-    return elapsed, done.stdout.splitlines()[0]
+    with tempfile.TemporaryFile("w+") as out:
+        child = subprocess.Popen(args, cwd=folder, stdout=out, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not all children's
+        child.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - start
+        out.seek(0)
+        output = out.read()
+    if child.returncode != 0:
+        sys.exit(f"archive failed:\n{output}")
+    return elapsed, output.splitlines()[0], usage.ru_maxrss / 1024  # Linux: KB
+
+
+def memory_growth() -> list[tuple[int, float, float]]:
+    """(issues, peak RSS MB, seconds) of a full `archive -j 1` in a fresh folder."""
+    rows = []
+    for count in MEMORY_SIZES:
+        with tempfile.TemporaryDirectory(prefix="archive-memory-") as tmp:
+            generate(Path(tmp), count)
+            elapsed, _, peak = measured(Path(tmp), 1)
+            rows.append((count, peak, elapsed))
+    return rows
+
+
+def print_memory(rows: list[tuple[int, float, float]]) -> None:
+    figures = ", ".join(f"{n} issues {mb:.0f} MB ({s:.1f} s)" for n, mb, s in rows)
+    (first, low, _), (last, high, _) = rows[0], rows[-1]
+    growth = (high - low) / (last - first)
+    verdict = "met" if growth < MEMORY_GROWTH_TARGET_MB else "MISSED"
+    print(f"memory -j 1:   peak RSS of a full build: {figures}")
+    print(
+        f"               growth {growth:.2f} MB per issue "
+        f"(target < {MEMORY_GROWTH_TARGET_MB:g}: {verdict})"
+    )
 
 
 def touch_issue(path: Path, n: int) -> None:
@@ -86,7 +125,14 @@ def main() -> None:
     parser.add_argument("--issues", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=None, help="default: one per CPU")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--memory-only", action="store_true", help="only the memory growth of archive -j 1"
+    )
     args = parser.parse_args()
+    if args.memory_only:
+        print_memory(memory_growth())
+        print(f"load average:  {os.getloadavg()[0]:.2f} at the end (other work on the machine)")
+        return
 
     with tempfile.TemporaryDirectory(prefix="archive-bench-") as tmp:
         folder = Path(tmp)
@@ -142,6 +188,7 @@ def main() -> None:
         f"in process:    one changed {statistics.median(inproc) * 1000:.0f} ms median "
         "(the pipeline alone, warm: no interpreter start, imports or first render)"
     )
+    print_memory(memory_growth())
     print(f"load average:  {os.getloadavg()[0]:.2f} at the end (other work on the machine)")
 
 

@@ -14,7 +14,6 @@ The folder itself is the user's choice and may be a link (`-o /var/www/site`).
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 from collections.abc import Iterable
@@ -85,14 +84,19 @@ def write_file(root: Path, rel: str, data: bytes | Iterable[bytes], *, keep_same
             pass
         fd = os.open(tmp, flags | os.O_EXCL, 0o666, dir_fd=dir_fd)
         try:
-            digest, size = hashlib.sha256(), 0
-            with os.fdopen(fd, "wb", closefd=True) as out:
-                for chunk in [data] if isinstance(data, bytes | bytearray) else data:
-                    out.write(chunk)
-                    if keep_same:
-                        digest.update(chunk)
-                        size += len(chunk)
-            if keep_same and _holds(dir_fd, name, size, digest.digest()):
+            existing = _open_existing(dir_fd, name) if keep_same else None
+            same = existing is not None
+            try:
+                with os.fdopen(fd, "wb", closefd=True) as out:
+                    for chunk in [data] if isinstance(data, bytes | bytearray) else data:
+                        out.write(chunk)
+                        if same:  # compared as it goes: no second pass, no hash
+                            same = existing.read(len(chunk)) == chunk
+                same = same and existing.read(1) == b""
+            finally:
+                if existing is not None:
+                    existing.close()
+            if same:
                 os.unlink(tmp, dir_fd=dir_fd)
                 return False
             os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -109,20 +113,17 @@ def write_file(root: Path, rel: str, data: bytes | Iterable[bytes], *, keep_same
         os.close(dir_fd)
 
 
-def _holds(dir_fd: int, name: str, size: int, digest: bytes) -> bool:
-    """True if the regular file `name` has `size` bytes with this SHA-256."""
+def _open_existing(dir_fd: int, name: str):
+    """The regular file `name`, open for reading (None if there is no such file)."""
     try:
         fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError:
-        return False
-    with os.fdopen(fd, "rb", closefd=True) as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
-            return False
-        existing = hashlib.sha256()
-        while block := file.read(1 << 20):
-            existing.update(block)
-        return existing.digest() == digest
+        return None
+    file = os.fdopen(fd, "rb", closefd=True)
+    if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        file.close()
+        return None
+    return file
 
 
 def read_file(root: Path, rel: str, limit: int | None = None) -> bytes:

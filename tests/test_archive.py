@@ -399,3 +399,78 @@ def test_help_has_examples() -> None:
     assert result.exit_code == 0
     assert "newsletter archive -o /tmp/site" in result.output
     assert "-o, --output DIRECTORY" in result.output
+
+
+# --- the fast paths hold to what they stand for ---------------------------------------------
+
+
+HOSTILE_TEXT = [
+    "<script>alert(1)</script>",
+    '" onmouseover="x',
+    "a & b's <em>",
+    "café — ’quotes’ \u2028",
+    "",
+]
+
+
+def test_escape_text_is_markupsafes_escape() -> None:
+    from markupsafe import escape
+
+    from composer.archive.templates import escape_text
+
+    for text in HOSTILE_TEXT:
+        assert escape_text(text) == str(escape(text))
+
+
+def test_record_paragraphs_make_the_emails_inline_html(may_issue, nov_issue) -> None:
+    """The feed's paragraph_html, on a record's data, is the email's inline_html."""
+    from composer.archive.record import paragraph_data
+    from composer.archive.templates import paragraph_html
+    from composer.model import Emphasis, Link, Literal, Paragraph, Strong, Text
+    from composer.render.text import inline_html
+
+    paragraphs = [
+        p
+        for issue in (may_issue, nov_issue)
+        for p in (*issue.intro, *issue.highlights, *(q for e in issue.entries for q in e.summary))
+    ]
+    for text in HOSTILE_TEXT:
+        paragraphs.append(
+            Paragraph(
+                (
+                    Text(text),
+                    Emphasis(text),
+                    Strong(text),
+                    Literal(text),
+                    Link(text, "https://e.org/?a=1&b=" + text),
+                    Link(text, "javascript:alert(1)"),
+                )
+            )
+        )
+    assert len(paragraphs) > 100
+    for paragraph in paragraphs:
+        assert paragraph_html(paragraph_data(paragraph)) == inline_html(paragraph)
+
+
+def test_search_lines_are_json_dumps_of_each_entry(site: Path) -> None:
+    record = json.loads((site / ".cache" / "2025-05.json").read_bytes())
+    record["sections"][0]["title"] = HOSTILE_TEXT[0] + HOSTILE_TEXT[3]
+    record["sections"][0]["entries"][0]["title"] = HOSTILE_TEXT[1]
+    from composer.archive.record import plain, search_lines
+
+    expected = ",\n".join(
+        json.dumps(
+            {
+                "title": e["title"],
+                "summary": plain(e["summary"]),
+                "url": e["url"],
+                "month": "2025-05",
+                "section": s["title"],
+                "page": f"2025/05/index.html#{s['anchor']}",
+            },
+            sort_keys=True,
+        )
+        for s in record["sections"]
+        for e in s["entries"]
+    )
+    assert search_lines(record) == expected

@@ -228,7 +228,8 @@ def test_cached_record_with_raw_html_is_not_used(newsletter) -> None:
             lambda r: r["sections"][0].update(anchor='x" onclick="y'),
             "sections[0].anchor is not a section anchor",
         ),  # fmt: skip
-        (lambda r: r.update(title="a\x1b[31mb"), "title holds a control character"),
+        (lambda r: r.update(title="a\x1b[31mb"), "the record holds a control character"),
+        (lambda r: r.update(title="a\x85b"), "the record holds a control character"),
     ],
 )
 def test_cached_record_of_another_shape_is_not_used(newsletter, change, reason) -> None:

@@ -14,13 +14,20 @@ import json
 import re
 
 from composer.archive.record import INLINE_KINDS, issue_dir
+from composer.render.text import safe_url
 
 RECORD_LIMIT = 4_000_000  # bytes; a real record is about 30 KB
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 ANCHOR = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# Characters XML forbids (a feed with one does not parse) and the C1 controls.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]")
+# Characters XML forbids (a feed with one does not parse) and the C1 controls: as they
+# are in the file, and as JSON escapes (after an even number of backslashes).
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+_FORBIDDEN_ESCAPED = re.compile(
+    r"(?<!\\)(?:\\\\)*\\(?:[bf]|u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F]|7[fF]|[89][0-9a-fA-F])"
+    r"|u[dD][89a-fA-F][0-9a-fA-F]{2}|u[fF]{3}[eEfF])"
+)
+_NODE_LENGTH = {kind: 3 if kind == "a" else 2 for kind in INLINE_KINDS}
 
 _RECORD_KEYS = {"month", "label", "title", "source", "dir", "url", "intro", "highlights"}
 _RECORD_KEYS |= {"sections"}
@@ -34,13 +41,19 @@ class BadRecord(ValueError):
 
 def load_record(data: bytes, *, month: str, source: str, settings) -> dict:
     """The record in `data`, if it is one the archive could have written for the issue
-    `source` of `month`; else BadRecord saying what is wrong."""
+    `source` of `month`; else BadRecord saying what is wrong. (Checked on every rebuild
+    for every issue: the loops are plain, and a location is spelled out only for a
+    record that fails.)"""
     from composer.months import month_name
 
     try:
-        record = json.loads(data)
+        text = data.decode("utf-8")
+        record = json.loads(text)
     except (ValueError, RecursionError):
         raise BadRecord("not valid JSON") from None
+    escapes = "\\u" in text or "\\b" in text or "\\f" in text  # rare: the slow search
+    if _FORBIDDEN.search(text) or (escapes and _FORBIDDEN_ESCAPED.search(text)):
+        raise BadRecord("the record holds a control character")
     _keys(record, _RECORD_KEYS, "the record")
     expected = {
         "month": month,
@@ -57,22 +70,25 @@ def load_record(data: bytes, *, month: str, source: str, settings) -> dict:
         _paragraphs(record[name], name)
     _list(record["sections"], "sections")
     for i, section in enumerate(record["sections"]):
-        where = f"sections[{i}]"
-        _keys(section, _SECTION_KEYS, where)
-        _text(section["title"], f"{where}.title")
+        _keys(section, _SECTION_KEYS, f"sections[{i}]")
+        _text(section["title"], f"sections[{i}].title")
         if not isinstance(section["anchor"], str) or not ANCHOR.fullmatch(section["anchor"]):
-            raise BadRecord(f"{where}.anchor is not a section anchor")
-        _list(section["entries"], f"{where}.entries")
-        for j, entry in enumerate(section["entries"]):
-            at = f"{where}.entries[{j}]"
-            _keys(entry, _ENTRY_KEYS, at)
-            _text(entry["title"], f"{at}.title")
-            _url(entry["url"], f"{at}.url")
-            _paragraphs(entry["summary"], f"{at}.summary")
-            if not isinstance(entry["date"], str) or not (
-                entry["date"] == "" or DATE.fullmatch(entry["date"])
-            ):
-                raise BadRecord(f"{at}.date is not a date")
+            raise BadRecord(f"sections[{i}].anchor is not a section anchor")
+        entries = section["entries"]
+        _list(entries, f"sections[{i}].entries")
+        for j, entry in enumerate(entries):
+            if type(entry) is not dict or entry.keys() != _ENTRY_KEYS:
+                _keys(entry, _ENTRY_KEYS, f"sections[{i}].entries[{j}]")
+            title, url, date = entry["title"], entry["url"], entry["date"]
+            if type(title) is not str:
+                _text(title, f"sections[{i}].entries[{j}].title")
+            if type(url) is not str or not safe_url(url):
+                _url(url, f"sections[{i}].entries[{j}].url")
+            if type(date) is not str or (date and not DATE.fullmatch(date)):
+                raise BadRecord(f"sections[{i}].entries[{j}].date is not a date")
+            summary = entry["summary"]
+            if not _plain_paragraphs(summary):  # the usual shape, checked in one go
+                _paragraphs(summary, f"sections[{i}].entries[{j}].summary")
     return record
 
 
@@ -94,28 +110,35 @@ def _list(value, where: str) -> None:
 def _text(value, where: str) -> None:
     if not isinstance(value, str):
         raise BadRecord(f"{where} is not text")
-    if _FORBIDDEN.search(value):
-        raise BadRecord(f"{where} holds a control character")
 
 
 def _url(value, where: str) -> None:
-    from composer.render.text import safe_url
-
     _text(value, where)
     if not safe_url(value):
         raise BadRecord(f"{where} is not an http(s) or mailto: URL")
 
 
+def _plain_paragraphs(value) -> bool:
+    """True for a list of paragraphs of text nodes only (most summaries)."""
+    return type(value) is list and all(
+        type(p) is list
+        and all(type(n) is list and len(n) == 2 and n[0] == "text" and type(n[1]) is str for n in p)
+        for p in value
+    )
+
+
 def _paragraphs(value, where: str) -> None:
-    _list(value, where)
+    if type(value) is not list:
+        raise BadRecord(f"{where} is not a list")
     for i, paragraph in enumerate(value):
-        _list(paragraph, f"{where}[{i}]")
+        if type(paragraph) is not list:
+            raise BadRecord(f"{where}[{i}] is not a list")
         for j, node in enumerate(paragraph):
-            at = f"{where}[{i}][{j}]"
-            if not isinstance(node, list) or not node or node[0] not in INLINE_KINDS:
-                raise BadRecord(f"{at} is not an inline node")
-            if len(node) != (3 if node[0] == "a" else 2):
-                raise BadRecord(f"{at} is not an inline node")
-            _text(node[1], at)
-            if node[0] == "a":
-                _url(node[2], at)
+            if (
+                type(node) is not list
+                or len(node) != _NODE_LENGTH.get(node[0] if node else None, -1)
+                or type(node[1]) is not str
+            ):
+                raise BadRecord(f"{where}[{i}][{j}] is not an inline node")
+            if len(node) == 3 and (type(node[2]) is not str or not safe_url(node[2])):
+                _url(node[2], f"{where}[{i}][{j}]")

@@ -10,9 +10,9 @@ read back from a tampered cache can hold anything and still put no markup on a p
 
 from __future__ import annotations
 
-import json
+from json.encoder import encode_basestring_ascii
 
-from composer.model import Emphasis, Inline, Issue, Link, Literal, Paragraph, Strong, Text
+from composer.model import Emphasis, Issue, Link, Literal, Paragraph, Strong, Text
 
 # The inline kinds a record may hold, and the model node each one stands for.
 INLINE_KINDS: dict[str, type] = {
@@ -71,41 +71,30 @@ def paragraph_data(paragraph: Paragraph) -> list[list[str]]:
     ]
 
 
-def paragraph_inlines(data: list) -> tuple[Inline, ...]:
-    """Record data back into the model's inline nodes (an unknown kind is plain text)."""
-    nodes: list[Inline] = []
-    for node in data:
-        kind, text = node[0], node[1]
-        if kind == "a":
-            nodes.append(Link(text, node[2]))
-        else:
-            nodes.append(INLINE_KINDS.get(kind, Text)(text))
-    return tuple(nodes)
-
-
 def plain(paragraphs: list) -> str:
     """The text of record paragraphs, as `Entry.summary_plain` gives it."""
     return "\n\n".join("".join(node[1] for node in p) for p in paragraphs)
 
 
 def search_lines(record: dict) -> str:
-    """The issue's entries for the search index, one JSON object a line."""
+    """The issue's entries for the search index, one JSON object a line: exactly
+    `json.dumps(item, sort_keys=True)` of {month, page, section, summary, title, url},
+    spelled out with json's own string encoder (made for every issue on every build;
+    a dict and a dumps call per entry were a fifth of a one-issue rebuild)."""
+    quote = encode_basestring_ascii
+    month = quote(record["month"])
     page = f"{record['dir']}/index.html"
-    return ",\n".join(
-        json.dumps(
-            {
-                "title": entry["title"],
-                "summary": plain(entry["summary"]),
-                "url": entry["url"],
-                "month": record["month"],
-                "section": section["title"],
-                "page": f"{page}#{section['anchor']}",
-            },
-            sort_keys=True,
-        )
-        for section in record["sections"]
-        for entry in section["entries"]
-    )
+    lines = []
+    for section in record["sections"]:
+        anchor = quote(page + "#" + section["anchor"])
+        head = f'{{"month": {month}, "page": {anchor}, '
+        head += f'"section": {quote(section["title"])}, "summary": '
+        for entry in section["entries"]:
+            lines.append(
+                f'{head}{quote(plain(entry["summary"]))}, "title": {quote(entry["title"])}, '
+                f'"url": {quote(entry["url"])}}}'
+            )
+    return ",\n".join(lines)
 
 
 def _entry(entry, date: str) -> dict:
