@@ -106,3 +106,27 @@ def test_build_prints_warnings_and_still_builds(tmp_path, in_root) -> None:
     assert result.exit_code == 0
     warnings = result.stderr.splitlines()
     assert warnings and all(": warning: " in line for line in warnings)
+
+
+def test_an_installed_package_carries_the_templates() -> None:
+    """`pipx install .` copies the package, not the checkout: the built-in templates travel
+    in it as composer/templates (a link to templates/ here), named in the package data."""
+    import tomllib
+
+    from composer.render import TEMPLATES_DIR
+
+    package = ROOT / "composer"
+    assert (package / "templates").resolve() == (ROOT / "templates").resolve()
+    assert TEMPLATES_DIR.parent.parent == package  # found through the package
+    assert (TEMPLATES_DIR / "email.mjml.j2").is_file()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["name"] == "newsletter-composer"  # PyPI's composer is another
+    patterns = project["tool"]["setuptools"]["package-data"]["composer"]
+    assert "templates/**/*" in patterns
+    shipped = {p for pattern in patterns for p in package.glob(pattern) if p.is_file()}
+    wanted = {
+        package / "templates" / p.relative_to(ROOT / "templates")
+        for p in (ROOT / "templates").rglob("*")
+        if p.is_file()
+    }
+    assert wanted and wanted <= shipped

@@ -27,7 +27,8 @@ from composer.render.words import DEFAULT_LANGUAGE, Words, words_for
 # as it is and it has no place to fold a header at. The same text written in an issue is
 # escaped (composer/render/slots.py): only the template's own positions are ever filled.
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
+# composer/templates: in a checkout a link to templates/, in an installed package a copy.
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates" / "email"
 PREHEADER_MIN, PREHEADER_MAX = 40, 90
 # The section the intro's highlights announce, one highlight per entry, in order (the
 # `highlight-count` check in validate.py warns when the counts differ).
