@@ -92,7 +92,8 @@ def sniff_delimiter(header_line: str) -> str:
 
 def _name(record: list[str], cols: Columns) -> str:
     def cell(i: int | None) -> str:
-        return unneutralize(record[i].strip()) if i is not None and i < len(record) else ""
+        text = record[i].strip() if i is not None and i < len(record) else ""
+        return unneutralize(text) if text[:1] == "'" else text
 
     full = cell(cols.name)
     if "\n" in full or "\r" in full:  # a quoted name over several lines: one line
@@ -294,12 +295,15 @@ class CsvRows:
         try:
             for record in self._reader:
                 row += 1
-                self._row(record, row)
+                if self.line_no - self._extra_lines != row:  # a quoted cell spans lines
+                    self._row(record, row)
                 self.last_row = row
                 if not any(cell.strip() for cell in record):
                     continue
                 self.rows_read += 1
-                raw = unneutralize(record[cols.email]) if cols.email < len(record) else ""
+                raw = record[cols.email] if cols.email < len(record) else ""
+                if raw[:1] == "'":
+                    raw = unneutralize(raw)
                 yield row, raw, _name(record, cols)
         except csv.Error as exc:
             raise self._file_error(exc) from None
