@@ -216,3 +216,37 @@ def test_escape_round_trips_and_leaves_no_placeholder_whatever_the_text() -> Non
         as_html = UNSUBSCRIBE.escape_html(text)
         assert UNSUBSCRIBE_PLACEHOLDER not in as_html, repr(text)
         assert html_lib.unescape(as_html) == text, repr(text)
+
+
+def test_a_url_holding_the_placeholder_keeps_it_as_written(settings, tmp_path) -> None:
+    """Even in an href (where an escape must survive the CSS inliner's re-serialization)."""
+    from composer.model import Entry, Issue, Link, Paragraph, Section, Text
+    from tests.test_render import Tags
+
+    url = "https://example.com/track?u=%%UNSUBSCRIBE_URL%%"
+    issue = Issue(
+        "N: July, 2025",
+        "2025-07",
+        sections=(
+            Section(
+                "News",
+                (
+                    Entry(
+                        "T",
+                        url,
+                        (Paragraph((Text("See "), Link("this", url), Text("."))),),
+                    ),
+                ),
+            ),
+        ),
+    )
+    rendered = render(issue, settings)
+    template = MessageTemplate.build(rendered, settings, issue, signer=SIGNER)
+    with sender_for(settings, "outbox", directory=tmp_path) as sender:
+        [result] = list(sender.send(template, [ANN]))
+    msg = email.message_from_bytes(Path(result.location).read_bytes(), policy=email.policy.SMTP)
+    text, html = (part.get_content() for part in msg.iter_parts())
+    link = template.unsubscribe_url(ANN)
+    assert Tags(html).hrefs().count(url) == 2  # the title's link and the summary's
+    assert Tags(html).hrefs().count(link) == 1
+    assert words(text).count(url) == 2 and text.count(link) == 1
