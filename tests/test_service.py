@@ -496,3 +496,26 @@ def test_one_click_answers_503_when_nothing_could_be_committed(settings, signer,
     )
     assert response.headers["Retry-After"] == "60"
     assert store.require(ann.id).status == "active"
+
+
+def test_a_crafted_name_or_address_injects_no_header(client, store, settings):
+    evil = sign_up(client, "reader@example.com", name="Eve\r\nBcc: victim@example.org")
+    assert evil.status_code == 200
+    assert store.require("reader@example.com").name == "Eve Bcc: victim@example.org"
+    [message] = outbox_messages(settings)
+    assert message["Bcc"] is None
+    assert message["To"] == '"Eve Bcc: victim@example.org" <reader@example.com>'
+    crafted = sign_up(client, "x@example.com\r\nBcc: victim@example.org")
+    assert crafted.status_code == 400
+    assert len(outbox_messages(settings)) == 1
+
+
+def test_behind_https_the_cookie_is_host_only_and_hsts_is_sent(home, signer):
+    write_settings(home, "https://lists.example.org/")
+    settings = load_settings(home / "newsletter.yaml")
+    client = make_app(settings, signer).test_client()
+    response = client.get("/subscribe/", base_url="https://lists.example.org")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-csrf=") and "Secure" in cookie and "SameSite=Strict" in cookie
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert client.get("/healthz", base_url="https://evil.example.org").status_code == 400
