@@ -151,6 +151,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=100_000, help="subscribers (and messages)")
     parser.add_argument("--clients", type=int, default=16, help="load generator threads")
     parser.add_argument("--requests", type=int, default=60_000, help="at most this many POSTs")
+    parser.add_argument("--threads", type=int, default=8, help="the service's request threads")
     parser.add_argument("--quick", action="store_true", help="10,000 subscribers")
     args = parser.parse_args()
     size = 10_000 if args.quick else args.size
@@ -169,7 +170,7 @@ def main() -> int:
         {
             "smtp": sink.block,
             "archive": {"base_url": url, "subscribe_url": url + "subscribe/"},
-            "service": {"port": port},
+            "service": {"port": port, "threads": args.threads},
         },
     )
     db_path = project / "subscribers" / "subscribers.db"
@@ -292,7 +293,8 @@ def main() -> int:
     )
     print(
         f"one-click POSTs: {n:,} in {load_seconds:.1f} s = {rps:,.0f}/s with {args.clients} "
-        f"clients; p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.0f} ms"
+        f"clients, {args.threads} service threads; p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+        f"max {worst:.0f} ms"
     )
     print(
         f"errors {errors} (statuses {load.statuses}, failures {len(load.failures)}); "
@@ -312,7 +314,8 @@ def main() -> int:
         "applied | sent after unsubscribe | peak RSS |"
     )
     print(
-        f"| {n:,} | {args.clients} | {rps:,.0f} | {p50:.1f} | {p99:.1f} | {worst:.0f} | "
+        f"| {n:,} | {args.clients} | {args.threads} | {rps:,.0f} | {p50:.1f} | {p99:.1f} | "
+        f"{worst:.0f} | "
         f"{errors} | {locked} | {applied:,}/{len(unsubscribed_ids):,} | {violations} | "
         f"{peak_rss:.0f} MB |"
     )
