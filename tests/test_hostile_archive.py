@@ -567,3 +567,26 @@ def test_safefiles_keeps_a_file_that_holds_the_same_bytes(tmp_path) -> None:
     assert write_file(root, "a/b.txt", [b"one three"], keep_same=True) is True
     assert (root / "a" / "b.txt").read_bytes() == b"one three"
     assert sorted(p.name for p in (root / "a").iterdir()) == ["b.txt"]  # no temp left
+
+
+def test_a_manifest_that_is_a_link_is_neither_read_nor_written_through(newsletter) -> None:
+    folder = newsletter.parent
+    site = folder / "site"
+    victim = folder.parent / "victim.json"
+    victim.write_bytes((site / ".manifest.json").read_bytes())
+    (site / ".manifest.json").unlink()
+    (site / ".manifest.json").symlink_to(victim)
+    before = victim.read_bytes()
+
+    result = run(newsletter, "archive", "-j", "1")
+
+    assert victim.read_bytes() == before
+    assert result.exit_code == 1
+    link = (
+        "a symbolic link; composer writes nothing through a link in its output folder: "
+        "remove it and run again"
+    )
+    assert result.stderr == (
+        f"site/.manifest.json: warning: not used: {link}; every issue is rendered again\n"
+        f"error: site/.manifest.json: {link}\n"
+    )

@@ -17,6 +17,7 @@ symbolic link followed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,12 @@ class ArchiveResult:
         return self.site / "index.html"
 
 
-def build_archive(settings, site: Path, *, jobs: int | None = None) -> ArchiveResult:
+def build_archive(
+    settings, site: Path, *, jobs: int | None = None, warn: Callable[[str], None] | None = None
+) -> ArchiveResult:
+    """Build or update the archive in `site`. `warn` hears at once about what in the site
+    was not used (a bad manifest or cached record), so the editor learns it even if the
+    build then stops on an error; without it, those warnings go to `messages` too."""
     import gc
 
     # Records are many small objects that live until the end: the cyclic collector's
@@ -50,7 +56,7 @@ def build_archive(settings, site: Path, *, jobs: int | None = None) -> ArchiveRe
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(settings, Path(site), jobs)
+        return _build(settings, Path(site), jobs, warn)
     finally:
         if enabled:
             gc.enable()
@@ -65,18 +71,19 @@ class _Assembly:
     manifest: Manifest
 
 
-def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
+def _build(settings, site: Path, jobs: int | None, warn) -> ArchiveResult:
     from composer.archive.site import site_files
 
     result = ArchiveResult(site)
+    warn = warn or result.messages.append
     writer = result.files = SiteWriter(site)
     old, problem = Manifest.load(site)
     if problem:
-        result.messages.append(
+        warn(
             f"{_shown(site / MANIFEST)}: warning: not used: {problem}; every issue is "
             "rendered again"
         )
-    base, todo, kept = _discover(settings, site, old, writer, result.messages)
+    base, todo, kept = _discover(settings, site, old, writer, warn)
     run = workers.start(todo, settings, jobs)
     owners = {}  # month -> the source its pages come from, as builds arrive
     for build in sorted(kept, key=lambda b: b.source):
@@ -84,7 +91,7 @@ def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
     builds: list[IssueBuild] = []
     for build in run.builds:
         if build.record is None:  # errors, or could not be rendered: its last copy
-            build.record = _cached(site, old, build, settings, writer, result.messages)
+            build.record = _cached(site, old, build, settings, writer, warn)
             build.kept_copy = build.record is not None
         if build.record is not None:
             owner = owners.setdefault(build.record["month"], build.source)
@@ -99,7 +106,7 @@ def _build(settings, site: Path, jobs: int | None) -> ArchiveResult:
     failed = [b for b in builds if b.source in late and late[b.source].failure]
     for build in failed:
         build.failure, build.failure_at = late[build.source].failure, late[build.source].failure_at
-        build.record = _cached(site, old, build, settings, writer, result.messages)
+        build.record = _cached(site, old, build, settings, writer, warn)
         build.kept_copy = build.record is not None
     if failed:
         done = _assemble(builds, kept, old, result)
@@ -199,7 +206,7 @@ class _BuildMessage(str):
 
 
 def _discover(
-    settings, site: Path, old: Manifest, writer: SiteWriter, messages: list[str]
+    settings, site: Path, old: Manifest, writer: SiteWriter, warn: Callable[[str], None]
 ) -> tuple[str, list, list[IssueBuild]]:
     """(what every page depends on, issues to build, issues unchanged since the last
     build)."""
@@ -225,7 +232,7 @@ def _discover(
         unchanged = IssueBuild(_shown(path), source, key, built=False)
         files = entry["files"] if entry else []
         if entry and entry.get("key") == key and all(writer.exists(f) for f in files):
-            unchanged.record = _cached(site, old, unchanged, settings, writer, messages)
+            unchanged.record = _cached(site, old, unchanged, settings, writer, warn)
         if unchanged.record is not None:
             kept.append(unchanged)
         else:
@@ -235,7 +242,7 @@ def _discover(
 
 
 def _cached(
-    site: Path, old: Manifest, build: IssueBuild, settings, writer: SiteWriter, messages
+    site: Path, old: Manifest, build: IssueBuild, settings, writer: SiteWriter, warn
 ) -> dict | None:
     """The record of the issue as the last build archived it, if there is a sound one:
     a record that is not what the archive writes is not used (with a warning)."""
@@ -253,9 +260,7 @@ def _cached(
         return None
     except (OSError, safefiles.UnsafePath, BadRecord) as exc:
         why = str(exc).removeprefix(f"{(site / rel).as_posix()}: ")
-        messages.append(
-            f"{_shown(site / rel)}: warning: not used: {why}; {build.path} is rendered again"
-        )
+        warn(f"{_shown(site / rel)}: warning: not used: {why}; {build.path} is rendered again")
         return None
 
 

@@ -55,8 +55,10 @@ class Manifest:
             raw = safefiles.read_file(Path(site), MANIFEST, limit=MANIFEST_LIMIT)
         except FileNotFoundError:
             return cls(), None
-        except (OSError, safefiles.UnsafePath) as exc:
-            return cls(), str(getattr(exc, "strerror", None) or exc).split(": ")[-1]
+        except safefiles.UnsafePath as exc:  # its message starts with the file's path
+            return cls(), str(exc).removeprefix(f"{(Path(site) / MANIFEST).as_posix()}: ")
+        except OSError as exc:
+            return cls(), exc.strerror or str(exc)
         try:
             data = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError):

@@ -40,8 +40,13 @@ def archive(ctx: click.Context, site: Path, jobs: int | None) -> None:
 
     Only issues that changed since the last build are rendered, and files are rewritten
     only when their bytes differ: rebuilding with nothing changed writes nothing. An
-    issue that `newsletter check` finds errors in is not archived (an earlier copy of it
-    stays); the command then exits with status 1 after building the rest.
+    issue that `newsletter check` finds errors in, or that cannot be rendered, is not
+    archived (an earlier copy of it stays); the command then exits with status 1 after
+    building the rest.
+
+    The output folder is checked, not trusted: a manifest or cached record in it that is
+    not what the archive writes is ignored with a warning (and rebuilt), no path outside
+    it is touched, and no symbolic link in it is written through (remove the link).
 
     \b
     Examples:
@@ -51,7 +56,10 @@ def archive(ctx: click.Context, site: Path, jobs: int | None) -> None:
     """
     from composer.archive import build_archive
 
-    result = build_archive(ctx.obj.settings, site, jobs=jobs)
+    def warn(message: str) -> None:
+        click.echo(message, err=True)
+
+    result = build_archive(ctx.obj.settings, site, jobs=jobs, warn=warn)
     for message in result.messages:
         click.echo(message, err=True)
     click.echo(summary(result))
