@@ -220,6 +220,8 @@ def test_rotated_secret_old_links_keep_working_new_links_use_the_new_secret(sett
     client = make_app(settings, current).test_client()
     assert current.sign(ann.token) == Signer("the-new-secret-0123456789").sign(ann.token)
     assert current.sign(ann.token) != old.sign(ann.token)
+    page = client.get(url_for_token(old, ann.token), base_url=BASE).get_data(as_text=True)
+    assert f'action="/unsubscribe/?token={current.sign(ann.token)}"' in page
     response = client.post(url_for_token(old, ann.token), data=ONE_CLICK, base_url=BASE)
     assert response.status_code == 200
     assert store.require(ann.id).status == "unsubscribed"

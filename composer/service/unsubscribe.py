@@ -44,13 +44,15 @@ def unsubscribe():
     svc = service()
     store = svc.store()
     subscriber = store.get_by_token(token)
-    action = f"/unsubscribe/?token={signed}"
-    page = {"action": action, "csrf": svc.csrf.token("unsubscribe", signed)}
+    # The form posts back to a canonical link (signed with the current secret; the one
+    # given may be a pasted URL or an older secret's), its CSRF token bound to the token.
+    action = f"/unsubscribe/?token={svc.signer.sign(token)}"
+    page = {"action": action, "csrf": svc.csrf.token("unsubscribe", token)}
     if subscriber is None:
         return render_template("unsubscribe.html.j2", state="gone", **page)
     page["masked"] = mask(subscriber.email)
     if request.method == "POST":
-        if not svc.csrf.valid(request.form.get(CSRF_FIELD), "unsubscribe", signed):
+        if not svc.csrf.valid(request.form.get(CSRF_FIELD), "unsubscribe", token):
             return _form_expired(action)
         if request.form.get("action") == "resubscribe":
             subscriber = store.resubscribe_by_token(
