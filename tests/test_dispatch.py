@@ -373,7 +373,11 @@ def test_crashed_batch_is_ambiguous_until_asked_to_resend(tmp_path: Path) -> Non
 def test_sigterm_stops_after_the_batch_and_says_how_to_resume(tmp_path: Path) -> None:
     project = make_project(tmp_path, 60)
     process = _dispatch_process(project, "--rate", "10", "--batch-size", "5")
-    time.sleep(2.5)
+    deadline = time.monotonic() + 60  # start-up takes seconds on a loaded machine
+    while _sent(project) == 0 and process.poll() is None:
+        assert time.monotonic() < deadline, "the dispatch sent nothing in 60 s"
+        time.sleep(0.01)
+    time.sleep(0.5)
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=60)[0].decode()
     assert process.returncode == 130, output
