@@ -175,7 +175,7 @@ def smtp_rows(tmp_path, staged, zone, smtp=None, sender_address=None, **prefligh
     smtp = smtp or {"host": "smtp.relay.example"}
     extra = {"sender_address": sender_address} if sender_address else {}
     with ZoneServer(zone) as server:
-        block = server.preflight_block(dkim_selectors=["mail"], **preflight)
+        block = server.preflight_block(**{"dkim_selectors": ["mail"], **preflight})
         settings = make_settings(tmp_path, "smtp", block, smtp=smtp, **extra)
         return dns_rows(settings, staged)
 
@@ -466,7 +466,8 @@ def test_silent_dns_server_fails_every_row_in_bounded_time(tmp_path, staged) -> 
         f"no DNS answer for TXT covar.com within 0.5 s (nameserver 127.0.0.1:{port})"
     )
     assert rows["mx"].fix == (
-        "check the network or preflight.dns_nameserver; --skip-preflight mx sends anyway"
+        "check the network, or preflight.dns.nameserver in newsletter.yaml; --skip-preflight "
+        "mx sends anyway"
     )
 
 
@@ -498,3 +499,37 @@ def test_bad_preflight_settings_name_their_line(tmp_path) -> None:
     text = str(caught.value)
     assert "preflight.dns.port: expected a whole number from 1 to 65535, got 70000" in text
     assert 'preflight.bounced_wran: unknown key; did you mean "bounced_warn"?' in text
+
+
+def test_a_nameserver_that_is_not_an_address_fails_the_rows(tmp_path, staged) -> None:
+    block = {"dns": {"nameserver": "dns.example.com; rm -rf /"}}
+    rows = dns_rows(make_settings(tmp_path, "sendgrid", block), staged)
+    for row in rows.values():
+        assert row.status is Status.FAIL
+        assert row.message == (
+            "preflight.dns.nameserver: 'dns.example.com; rm -rf /' is not an IP address"
+        )
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        ("a..b", "a..b._domainkey.covar.com is not a valid DNS name"),
+        ("s\\1x", "s\\1x._domainkey.covar.com is not a valid DNS name"),
+    ],
+)
+def test_hostile_dkim_selectors_fail_in_one_line(tmp_path, staged, selector, message) -> None:
+    rows = smtp_rows(tmp_path, staged, SMTP_ZONE, dkim_selectors=[selector])
+    assert rows["dkim"].status is Status.FAIL
+    assert rows["dkim"].message == message
+    assert rows["spf"].status is Status.PASS  # one bad setting spoils one row
+
+
+def test_an_overlong_selector_is_refused_at_its_line(tmp_path) -> None:
+    from composer.errors import SettingsError
+
+    with pytest.raises(SettingsError) as caught:
+        make_settings(tmp_path, "smtp", {"dkim_selectors": ["x" * 64]})
+    assert str(caught.value).endswith(
+        "newsletter.yaml:14: preflight.dkim_selectors: at most 63 characters, got 64"
+    )

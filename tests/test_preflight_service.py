@@ -280,3 +280,42 @@ def test_the_outbox_only_warns_about_the_secret(tmp_path, staged, monkeypatch) -
     )
     assert rows["unsubscribe"].status is Status.SKIPPED
     assert rows["subscribe-page"].status is Status.SKIPPED
+
+
+def test_a_server_dripping_its_headers_is_cut_off(tmp_path, staged, secret) -> None:
+    """Each byte arrives within the socket timeout, so only an overall deadline stops it."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def drip() -> None:
+        while not stop.is_set():
+            try:
+                listener.settimeout(0.2)
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not stop.is_set():
+                    try:
+                        conn.sendall(b"X")
+                    except OSError:
+                        break
+                    time.sleep(0.2)
+
+    threading.Thread(target=drip, daemon=True).start()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        settings = make_settings(tmp_path, "sendgrid", {"service_url": base, "http_timeout": 1})
+        started = time.monotonic()
+        rows = service_rows(settings, staged)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+    assert elapsed < 6  # two requests, each cut off at about 2 s
+    assert rows["subscribe-page"].message == f"GET {base}/subscribe/: no answer within 1 s"

@@ -1,6 +1,6 @@
 """Rows about the sender domain's DNS: SPF, DKIM, DMARC, and the return path's MX.
 
-Asked through dnspython, of the system's resolver or of `preflight.dns_nameserver`
+Asked through dnspython, of the system's resolver or of `preflight.dns.nameserver`
 (tests run a real DNS server on 127.0.0.1). Every lookup is bounded by
 `preflight.dns_timeout`; a server that does not answer fails the row and says so.
 """
@@ -32,7 +32,12 @@ class DnsLookup:
         self.timeout = config.dns_timeout
         if config.dns_nameserver:
             self.resolver = dns.resolver.Resolver(configure=False)
-            self.resolver.nameservers = [config.dns_nameserver]
+            if _ip(config.dns_nameserver) is None:
+                raise DnsTrouble(
+                    f"preflight.dns.nameserver: {_short(config.dns_nameserver)!r} is not an IP "
+                    "address"
+                )
+            self.resolver.nameservers = [config.dns_nameserver.strip("[]")]
             self.resolver.port = config.dns_port
             self.where = f" (nameserver {config.dns_nameserver}:{config.dns_port})"
         else:
@@ -41,7 +46,7 @@ class DnsLookup:
             except dns.resolver.NoResolverConfiguration:
                 raise DnsTrouble(
                     "this machine has no DNS resolver configured (/etc/resolv.conf): set "
-                    "preflight.dns_nameserver in newsletter.yaml"
+                    "preflight.dns.nameserver in newsletter.yaml"
                 ) from None
             self.where = ""
         self.resolver.timeout = self.resolver.lifetime = config.dns_timeout
@@ -412,7 +417,8 @@ def _trouble(row: str, exc: DnsTrouble) -> Check:
     return failed(
         row,
         str(exc),
-        f"check the network or preflight.dns_nameserver; --skip-preflight {row} sends anyway",
+        f"check the network, or preflight.dns.nameserver in newsletter.yaml; --skip-preflight "
+        f"{row} sends anyway",
     )
 
 

@@ -168,7 +168,7 @@ def run_preflight(
             try:
                 rows.append(row(run))
             except ComposerError as exc:  # e.g. an unreadable database: this row fails
-                rows.append(failed(row_id, str(exc).splitlines()[0]))
+                rows.append(failed(row_id, (str(exc).splitlines() or [type(exc).__name__])[0]))
     finally:
         run.close()
     return Preflight(str(path), run.backend, tuple(rows))

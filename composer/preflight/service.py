@@ -9,6 +9,7 @@ token: it answers 200 and changes nothing.
 from __future__ import annotations
 
 import os
+import threading
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -26,7 +27,6 @@ from composer.unsubscribe import (
 
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 USER_AGENT = "composer-preflight (one-click unsubscribe probe)"
-READ_LIMIT = 64 * 1024  # of an answer's body: only its status matters
 OFFLINE = "the outbox backend sends nothing, so no link needs to work yet"
 SECRET_FIX = (
     "put a random secret of at least 16 characters in .env, e.g. the output of "
@@ -148,12 +148,24 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def _fetch(request, timeout: float, *, follow_redirects: bool) -> _Answer:
-    """One request with a bounded wait and no cookies (urllib keeps none)."""
+    """One request with no cookies (urllib keeps none), over within about `timeout`: the
+    socket's timeout bounds each read, and this bounds them all (a server that drips its
+    headers a byte at a time is cut off)."""
+    answer: list[_Answer] = []
+    worker = threading.Thread(
+        target=lambda: answer.append(_fetch_once(request, timeout, follow_redirects)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout + 1)
+    return answer[0] if answer else _Answer(error=f"no answer within {timeout:g} s")
+
+
+def _fetch_once(request, timeout: float, follow_redirects: bool) -> _Answer:
     opener = urllib.request.build_opener(*([] if follow_redirects else [_NoRedirect()]))
     try:
         with opener.open(request, timeout=timeout) as response:
-            response.read(READ_LIMIT)
-            return _Answer(response.status)
+            return _Answer(response.status)  # the body does not matter: never read
     except urllib.error.HTTPError as exc:
         with exc:
             return _Answer(exc.code, exc.headers.get("Location", "") if exc.headers else "")
