@@ -162,7 +162,7 @@ def spf_row(run) -> Check:
             f"the SPF record of {domain} does not authorize {relay.label}: {_show(records[0])}",
             f"add {relay.mechanism} to it",
         )
-    term, where = found
+    term, where = (_show(part) for part in found)  # from DNS: shown printable
     via = "" if where == domain else f" (through {where})"
     return passed("spf", f"the SPF record of {domain} authorizes {relay.label}: {term}{via}")
 
