@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,20 @@ import pytest
 from composer.subscribers import open_store
 from composer.unsubscribe import Signer
 from tests.servers.smtp import free_port
-from tests.test_browser import ARGS, CHROMIUM
 from tests.test_service import write_settings
 from tests.test_service_server import SECRET, ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 pytestmark = [
