@@ -587,3 +587,47 @@ def test_a_read_only_database_is_one_line(tmp_path, monkeypatch) -> None:
         assert "Traceback" not in result.output
         assert result.output.splitlines()[-1] == line
     assert not (project / "outbox").exists()
+
+
+def test_sendgrid_out_of_reach_interrupts_and_the_rerun_sends_each_once(
+    tmp_path, monkeypatch
+) -> None:
+    """5xx that outlast a request's own retries: SendGrid is out of reach, not the
+    recipients at fault: nobody failed, everyone back in line; a rerun sends each once."""
+    from composer.senders import sender_for
+    from tests.servers.sendgrid import SendGridTestServer
+
+    key = "SG.hostile-dispatch-key"
+    monkeypatch.setenv("SENDGRID_API_KEY", key)
+    monkeypatch.setenv("NEWSLETTER_SECRET", "test-secret-for-dispatch")
+    with SendGridTestServer(api_key=key) as server:
+        project = make_project(
+            tmp_path,
+            30,
+            delivery={"backend": "sendgrid"},
+            sendgrid=server.settings_block(batch_size=10, max_attempts=1),
+        )
+        for _ in range(3):  # the first try and one after each of the two waits
+            server.fail_next(503)
+        options = DispatchOptions()
+        with open_store(database(project)) as store:
+            settings, plan = staged_plan(project, store, options)
+            sender = sender_for(settings, retry_delays=(0.1, 0.1))
+            report = deliver(plan, settings, store, options, sender=sender)
+            spent = store.db.execute("SELECT max(attempts) FROM deliveries").fetchone()[0]
+        assert spent == 0  # an unreachable relay costs nobody an attempt
+        assert report.interrupted == "SendGrid: 503 Service Unavailable (after 1 tries)"
+        assert report.counts["sent"] == 0 and report.failed_count == 0
+        assert report.counts["pending"] == 30 and report.counts["ambiguous"] == 0
+        assert len(server.mail_requests) == 3  # the same first batch, three times
+        assert not report.dispatch.finished
+        rerun = run(project, "dispatch", str(project / ISSUE), "--yes", "--yes-stale")
+        got = Counter(
+            to["email"]
+            for body in server.accepted
+            for p in body["personalizations"]
+            for to in p["to"]
+        )
+    assert rerun.exit_code == 0, rerun.output
+    assert "  sent 30, failed 0, skipped 0, ambiguous 0, still to send 0\n" in rerun.output
+    assert got == Counter({f"reader{i:04d}@example.com": 1 for i in range(30)})
