@@ -23,9 +23,7 @@ _MIN_PIECE = 6
 _loaded: set[str] = set()
 
 
-def load_secret(
-    name: str, *, ascii_only: bool = False, why: str = "", secret: bool = True
-) -> str:
+def load_secret(name: str, *, ascii_only: bool = False, why: str = "", secret: bool = True) -> str:
     """The secret `name` from the environment (the CLI has read .env into it), stripped of
     surrounding blanks; "" when unset. SettingsError, without the value, when malformed.
     secret=False for a value checked the same way but not hidden (a login name)."""
