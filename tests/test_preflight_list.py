@@ -304,3 +304,28 @@ def test_a_small_list_is_counted_not_judged(tmp_path, staged) -> None:
     row = rows_of(settings, staged, LIST_ROWS)["bounces"]
     assert row.status is Status.PASS
     assert row.message == "1 of 5 members bounced: too few members to judge a share (under 100)"
+
+
+def test_check_warnings_are_shown_and_do_not_block(tmp_path) -> None:
+    from composer.render.stage import check_and_render
+
+    (tmp_path / "issues").mkdir()
+    misnamed = tmp_path / "issues" / "2025-06.rst"  # the title says May
+    misnamed.write_text((ROOT / "issues" / "2025-05.rst").read_text(encoding="utf-8"))
+    settings = make_settings(tmp_path, "outbox", {})
+    row = rows_of(settings, check_and_render(misnamed, settings), ISSUE_ROWS)["check"]
+    assert row.status is Status.WARN
+    assert row.message.startswith("no errors; 1 warning: line 1: ")
+    assert row.message.endswith("[month-mismatch]")
+    assert row.fix == f"read them with `newsletter check {misnamed}`; warnings do not block"
+
+
+def test_html_near_the_clip_warns(tmp_path, staged) -> None:
+    rendered = staged.rendered
+    padding = 85 * 1024 - rendered.html_size
+    near = dataclasses.replace(
+        staged, rendered=dataclasses.replace(rendered, html=rendered.html + " " * padding)
+    )
+    row = rows_of(make_settings(tmp_path, "outbox", {}), near, ISSUE_ROWS)["size"]
+    assert row.status is Status.WARN
+    assert row.message == "the HTML body is 85.0 KB, near Gmail's 102 KB clip"
