@@ -444,7 +444,7 @@ OPTIONS: tuple[Option, ...] = (
            "Where the reverse proxy serves `newsletter serve`; default archive.base_url."),
     Option("service.host", Text(255), None, "Address to listen on; default 127.0.0.1."),
     Option("service.port", Int(1, 65535), None, "Port to listen on; default 8080."),
-    Option("service.threads", Int(1, 64), None, "Request threads; default 8."),
+    Option("service.threads", Int(1, 64), None, "Request threads; default 16."),
     Option("service.proxy_hops", Int(0, 5), None,
            "Reverse proxies in front (X-Forwarded-For hops to trust); default 1."),
     Option("service.consent_text", Text(1000), None,
