@@ -151,7 +151,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=100_000, help="subscribers (and messages)")
     parser.add_argument("--clients", type=int, default=16, help="load generator threads")
     parser.add_argument("--requests", type=int, default=60_000, help="at most this many POSTs")
-    parser.add_argument("--threads", type=int, default=8, help="the service's request threads")
+    parser.add_argument("--threads", type=int, default=16, help="the service's request threads")
     parser.add_argument("--quick", action="store_true", help="10,000 subscribers")
     args = parser.parse_args()
     size = 10_000 if args.quick else args.size
@@ -310,7 +310,7 @@ def main() -> int:
         f"{load_avg[0]:.1f} {load_avg[1]:.1f} {load_avg[2]:.1f} on {os.cpu_count()} CPUs"
     )
     print(
-        "| requests | clients | req/s | p50 ms | p99 ms | max ms | errors | locked | "
+        "| requests | clients | threads | req/s | p50 ms | p99 ms | max ms | errors | locked | "
         "applied | sent after unsubscribe | peak RSS |"
     )
     print(

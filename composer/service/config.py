@@ -21,7 +21,7 @@ class ServiceSettings:
     base_url: str = ""  # "" = archive.base_url
     host: str = "127.0.0.1"
     port: int = 8080
-    threads: int = 8
+    threads: int = 16
     # Reverse proxies in front of the service: how many X-Forwarded-For hops to trust.
     # The default (1) fits the intended set-up (bound to 127.0.0.1, one proxy in front).
     proxy_hops: int = 1
