@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from composer.cli import main
 from composer.subscribers import open_store
+from tests.test_service import db_file, sql
+from tests.test_service_store import dump_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "subscribers"
 NOW = "2025-06-01T12:00:00Z"
@@ -49,12 +51,14 @@ def test_show_prints_consent_status_changes_and_dispatches(run, store):
         "ann@example.com", "Ann", ip="192.0.2.7", user_agent="UA/1", **FORM
     )
     sub = store.confirm_signup(request.nonce, ip="192.0.2.8")
-    store.db.execute(
+    sql(
+        db_file(store),
         "INSERT INTO dispatches (issue, issue_path, content_hash, list_name, backend, subject, "
         "started_at) VALUES ('2025-06', 'issues/2025-06.rst', 'h', 'zeitgeist', 'outbox', 's', ?)",
         (NOW,),
     )
-    store.db.execute(
+    sql(
+        db_file(store),
         "INSERT INTO deliveries (dispatch_id, subscriber_id, email, status, attempts, "
         "updated_at) VALUES (1, ?, 'ann@example.com', 'sent', 1, ?)",
         (sub.id, NOW),
@@ -99,7 +103,7 @@ def test_forget_erases_keeps_a_hash_and_no_import_adds_them_back(run, store, hom
         "kept only a hash of the address, so no import adds it back\n"
     )
     assert store.get("eve@example.com") is None
-    dump = "\n".join(store.db.iterdump()).lower()
+    dump = "\n".join(dump_of(db_file(store))).lower()
     assert "eve@example.com" not in dump
 
     csv = home / "list.csv"

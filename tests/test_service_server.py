@@ -18,7 +18,7 @@ import pytest
 from composer.subscribers import open_store
 from composer.unsubscribe import PROBE_TOKEN, Signer
 from tests.servers.smtp import free_port
-from tests.test_service import write_settings
+from tests.test_service import sql, write_settings
 
 SECRET = "server-test-secret-0123456789"
 NEWSLETTER = Path(sys.executable).parent / "newsletter"
@@ -138,7 +138,7 @@ def test_one_click_against_the_real_server(home, server):
         assert store.require(ann.id).status == "unsubscribed"
         assert [e.status for e in store.history(ann.id)] == ["active", "unsubscribed"]
         assert store.require(bob.id).status == "active"
-        before = store.db.execute("SELECT count(*) FROM status_events").fetchone()
+        before = sql(db, "SELECT count(*) FROM status_events")
 
     status, _, body = gmail_one_click(
         f"{server.base}/unsubscribe/?token={signer.sign(PROBE_TOKEN)}"
@@ -157,7 +157,7 @@ def test_one_click_against_the_real_server(home, server):
     status, _, _ = request(f"{server.base}/healthz", headers={"Host": "evil.example"})
     assert status == 400
     with open_store(db) as store:
-        assert store.db.execute("SELECT count(*) FROM status_events").fetchone() == before
+        assert sql(db, "SELECT count(*) FROM status_events") == before
         assert store.require(bob.id).status == "active"
 
     status, _, body = request(f"{server.base}/healthz")
@@ -209,9 +209,10 @@ def test_the_server_purges_expired_sign_ups_on_its_schedule(home):
     with open_store(db) as store:
         for address in ("old@example.com", "new@example.com"):
             store.request_signup(address, form="test", wording="w", version="1")
-        store.db.execute(
+        sql(
+            db,
             "UPDATE subscribers SET status_at = '2000-01-01T00:00:00Z' "
-            "WHERE email = 'old@example.com'"
+            "WHERE email = 'old@example.com'",
         )
     server = ServiceProcess(home)
     try:

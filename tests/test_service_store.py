@@ -6,6 +6,7 @@ import pytest
 
 from composer.subscribers import open_store
 from composer.subscribers.consent import SignupExpired, UnknownSignup
+from tests.test_service import db_file, sql
 
 FORM = dict(form="/subscribe/", wording="Send me the newsletter.", version="2026-11")
 
@@ -16,6 +17,14 @@ class Clock:
 
     def __call__(self) -> str:
         return self.now
+
+
+def dump_of(path) -> list[str]:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(path)) as db:
+        return list(db.iterdump())
 
 
 @pytest.fixture
@@ -106,11 +115,13 @@ def test_resubscribe_from_the_unsubscribe_page_only_after_an_unsubscribe(store):
 
 def test_forget_keeps_only_a_hash(store, tmp_path):
     sub = store.add("eve@example.com", "Eve").subscriber
-    store.db.execute(
+    sql(
+        db_file(store),
         "INSERT INTO dispatches (issue, issue_path, content_hash, list_name, backend, subject, "
-        "started_at) VALUES ('2026-11', 'x', 'h', 'zeitgeist', 'outbox', 's', 'now')"
+        "started_at) VALUES ('2026-11', 'x', 'h', 'zeitgeist', 'outbox', 's', 'now')",
     )
-    store.db.execute(
+    sql(
+        db_file(store),
         "INSERT INTO deliveries (dispatch_id, subscriber_id, email, status, updated_at) "
         "VALUES (1, ?, 'eve@example.com', 'sent', 'now')",
         (sub.id,),
@@ -119,5 +130,5 @@ def test_forget_keeps_only_a_hash(store, tmp_path):
     store.forget("EVE@example.com")
     assert store.get("eve@example.com") is None
     assert store.is_forgotten("Eve@Example.com")
-    dump = "\n".join(store.db.iterdump())
+    dump = "\n".join(dump_of(db_file(store)))
     assert "eve@example.com" not in dump.lower() and "Eve'" not in dump

@@ -11,14 +11,17 @@ from composer.service.scheduler import Job, Scheduler, configured_jobs
 from composer.subscribers import open_store
 from tests.servers.sendgrid import SendGridTestServer
 from tests.test_dispatch import ISSUE, make_project, run
+from tests.test_service import sql
 
 SENDGRID_ENV = {"SENDGRID_API_KEY": "SG.test-key"}
 
 
 def record(project, job: str, ok: bool, finished_at: str, detail: str = "") -> None:
-    with open_store(project / "subscribers" / "subscribers.db") as store:
+    db = project / "subscribers" / "subscribers.db"
+    with open_store(db) as store:
         store.record_sync(job, ok, detail)
-        store.db.execute(
+        sql(
+            db,
             "UPDATE sync_runs SET finished_at = ? WHERE id = (SELECT max(id) FROM sync_runs)",
             (finished_at,),
         )
