@@ -31,11 +31,15 @@ def sent(server) -> int:
     return sum(1 for r in server.requests if r.path.endswith("/mail/send"))
 
 
-def test_outbox_demo_has_no_sync_and_sends(tmp_path):
+def test_outbox_demo_has_no_sync_and_sends_to_no_pending_sign_up(tmp_path):
     project = make_project(tmp_path, 3)
+    with open_store(project / "subscribers" / "subscribers.db") as store:
+        store.request_signup("pending@example.com", form="test", wording="w", version="1")
     result = run(project, "dispatch", ISSUE, "--yes")
     assert result.exit_code == 0, result.output
     assert "sync" not in result.output.lower() and "never ran" not in result.output
+    sent_to = sorted(p.name.split("-", 1)[1] for p in (project / "outbox").rglob("*.eml"))
+    assert len(sent_to) == 3 and "pending@example.com.eml" not in sent_to
 
 
 def test_sendgrid_dispatch_refuses_stale_or_missing_syncs(tmp_path, monkeypatch):
