@@ -412,3 +412,16 @@ def test_the_archive_renders_again_when_language_or_brand_changes(tmp_path, sett
     assert '<html lang="de"' in page and ">Im Browser ansehen</a>" in page
     branded = Variant(german, brand=theme.Brand(color="#2f6fb5"))
     assert sorted(build_archive(branded, site, jobs=1).rendered) == ["2024-11", "2025-05"]
+
+
+def test_a_highlights_number_never_stands_alone_on_a_line() -> None:
+    from composer.render.text import wrap
+
+    text = "word " * 11 + "ends here."  # the line is full with "here.": no room for [4]
+    assert len("  * " + text) == 69
+    assert wrap(text + " [4]", initial="  * ", subsequent="    ").endswith("\n    [4]")
+    assert wrap(text, initial="  * ", subsequent="    ", tail="[4]") == (
+        "  * " + "word " * 11 + "ends\n    here. [4]"
+    )
+    assert wrap("short", tail="[1]") == "short [1]"
+    assert wrap("", tail="[1]") == "[1]"

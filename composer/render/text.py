@@ -88,10 +88,17 @@ def inline_text(value: Paragraph | Iterable[Inline], pdf: str = "") -> str:
     return "".join(parts)
 
 
-def wrap(text: str, width: int = WIDTH, initial: str = "", subsequent: str = "") -> str:
+def wrap(
+    text: str, width: int = WIDTH, initial: str = "", subsequent: str = "", tail: str = ""
+) -> str:
     """Fill `text` to `width` columns; words longer than a line (URLs) get a line of
-    their own rather than being broken."""
+    their own rather than being broken. `tail` (a highlight's "[2]") stays on the line of
+    the last word, never alone on a line of its own."""
     text = " ".join(str(text).split())
+    if tail:
+        glue = "\x00"  # no word has it: split() keeps the last word and the tail together
+        text = f"{text}{glue}{tail}" if text else tail
+        return wrap(text, width, initial, subsequent).replace(glue, " ")
     if not text:
         return initial.rstrip()
     wrapper = textwrap.TextWrapper(
