@@ -39,9 +39,12 @@ def template(rendered, settings, may_issue):
     return MessageTemplate.build(rendered, settings, may_issue, signer=SIGNER)
 
 
-@pytest.fixture()
-def server():
-    with SMTPTestServer() as running:
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def server(request):
+    """Every server test twice: a server without PIPELINING (aiosmtpd's default) and one
+    that offers it (as Postfix does), so both ways of sending a message are held to the
+    same results."""
+    with SMTPTestServer(pipelining=request.param) as running:
         yield running
 
 

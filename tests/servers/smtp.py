@@ -67,6 +67,9 @@ class ScriptedHandler:
     ehlo_reply: str | None = None  # e.g. "421 4.3.2 Too busy": refuse every greeting
     draining: bool = False  # shutting down: new transactions get 421
     slow_seconds: float = 3.0
+    # Offer PIPELINING (RFC 2920), as Postfix does: clients may send MAIL, RCPT and DATA in
+    # one write. aiosmtpd reads them in order either way; this only changes what EHLO says.
+    pipelining: bool = False
 
     def on(self, address: str, reply: str, *, times: int | None = None, stage: str = "rcpt"):
         """Answer `reply` (e.g. "451 4.7.1 Try later", or DROP) for `address`."""
@@ -97,6 +100,8 @@ class ScriptedHandler:
         with self.lock:
             self.connections += 1 if session.host_name is None else 0
         session.host_name = hostname
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -138,9 +143,15 @@ class ScriptedHandler:
 class SMTPTestServer:
     """aiosmtpd on 127.0.0.1 and a free port; a context manager."""
 
-    def __init__(self, *, tls: str | None = None, auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tls: str | None = None,
+        auth: tuple[str, str] | None = None,
+        pipelining: bool = False,
+    ) -> None:
         assert tls in (None, "starttls", "implicit")
-        self.handler = ScriptedHandler()
+        self.handler = ScriptedHandler(pipelining=pipelining)
         self.host, self.port = "127.0.0.1", free_port()
         self.tls, self.auth = tls, auth
         self._tmp = None
