@@ -189,18 +189,21 @@ def test_pending_sign_ups_are_left_out(tmp_path, staged) -> None:
 def test_a_pending_member_among_the_recipients_fails(tmp_path, staged, monkeypatch) -> None:
     """The row guards the recipient query: if it ever let a pending member through (here it
     is made to, as a regression would), preflight names them."""
-    from composer.subscribers.store import Recipient, SubscriberStore
+    from composer.subscribers import Recipient
 
     settings = make_settings(tmp_path, "outbox", {})
     fill(settings.subscribers_database, active=2)
     with open_store(settings.subscribers_database) as store:
         signup(store, "eve@example.com")
+        store_class = type(store)
+    original = store_class.iter_recipients
 
-    def every_subscriber(self, list_name=None, status="active", batch_size=1000):
-        for row in self.db.execute("SELECT id, email, name, token FROM subscribers ORDER BY id"):
-            yield Recipient(*row)
+    def with_a_pending_member(self, list_name=None, status="active", batch_size=1000):
+        yield from original(self, list_name, status, batch_size)
+        eve = self.get("eve@example.com")
+        yield Recipient(eve.id, eve.email, eve.name, eve.token)
 
-    monkeypatch.setattr(SubscriberStore, "iter_recipients", every_subscriber)
+    monkeypatch.setattr(store_class, "iter_recipients", with_a_pending_member)
     row = rows_of(settings, staged, LIST_ROWS)["pending"]
     assert row.status is Status.FAIL
     assert row.message == "1 pending (unconfirmed) member among the recipients: eve@example.com"
