@@ -40,3 +40,37 @@ def may_issue():
 @pytest.fixture(scope="session")
 def nov_issue():
     return read_seed("2024-11")
+
+
+# -- the subscriber store on both backends ---------------------------------------------------
+# One throwaway PostgreSQL server per session (tests/servers/postgres.py), one database per
+# test. Where the server cannot be installed, the PostgreSQL cases skip and say why.
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    from tests.servers.postgres import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+_DATABASES = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server.create_database(f"t{next(_DATABASES)}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path):
+    """Where a test's subscriber store lives: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "subscribers.db"
+    return request.getfixturevalue("postgres_url")

@@ -270,7 +270,8 @@ def pause(stage):
 importer.checkpoint = pause
 # A small page cache, as a big import has relative to its size: uncommitted pages spill
 # into the -wal file before the commit, so the kill finds them on disk.
-importer.IMPORT_CACHE_KIB = 256
+import composer.store.sqlite
+composer.store.sqlite.IMPORT_CACHE_KIB = 256
 with open_store(sys.argv[1]) as store:
     import_csv(store, sys.argv[2])
 """

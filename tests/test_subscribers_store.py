@@ -98,8 +98,8 @@ def test_failed_migration_leaves_the_old_database_untouched(tmp_path, monkeypatc
         db.execute("CREATE TABLE half_done (x)")
         raise sqlite3.OperationalError("disk on fire")
 
-    monkeypatch.setattr("composer.subscribers.store.MIGRATIONS", [MIGRATIONS[0], broken])
-    monkeypatch.setattr("composer.subscribers.store.VERSION", 2)
+    monkeypatch.setattr("composer.store.sqlite.MIGRATIONS", [MIGRATIONS[0], broken])
+    monkeypatch.setattr("composer.store.sqlite.VERSION", 2)
     with pytest.raises(DatabaseError, match="disk on fire"):
         open_store(path)
     db = sqlite3.connect(path)
