@@ -20,8 +20,8 @@ from pathlib import Path
 from composer.service.config import ServiceSettings
 from composer.service.security import Csrf, RateLimiter, set_headers
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "service"
-ARCHIVE_STATIC = Path(__file__).resolve().parents[2] / "templates" / "archive" / "static"
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates" / "service"
+ARCHIVE_STATIC = Path(__file__).resolve().parents[1] / "templates" / "archive" / "static"
 # Forms are a few hundred bytes; anything much bigger is not ours (413, never parsed).
 MAX_FORM_BYTES = 16 * 1024
 StoreFactory = Callable[[], object]
@@ -193,12 +193,11 @@ def _assets(app) -> None:
 
 
 def _default_store_factory(settings) -> StoreFactory:
-    from composer.subscribers import open_store
+    """SQLite: a connection per request (closed in teardown). PostgreSQL: one store with
+    a connection pool, shared by every request thread (a request's close() keeps it)."""
+    from composer.store import store_factory
 
-    def open_default():
-        return open_store(settings.subscribers_database, settings.default_list)
-
-    return open_default
+    return store_factory(settings.database, settings.default_list)
 
 
 def _default_sender_factory(settings) -> Callable[[], object]:
