@@ -48,11 +48,13 @@ def nov_issue():
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def postgres_server():
     from tests.servers.postgres import PostgresServer, PostgresUnavailable
 
     try:
-        server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
+        # Its own temporary directory (under /tmp): pytest's is private to this user, and
+        # the server runs as `postgres` when the tests run as root.
+        server = PostgresServer().start()
     except PostgresUnavailable as exc:
         pytest.skip(str(exc))
     yield server

@@ -174,3 +174,36 @@ def test_help_stays_fast_by_not_importing_the_store():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     ).stdout
     assert out.splitlines()[-1] == "[]"
+
+
+def test_migrate_store_copies_the_list_to_postgresql_without_showing_the_password(
+    run, postgres_server
+):
+    import re
+
+    run("add", "ann@example.com", "--name", "Ann")
+    run("add", "bob@example.com")
+    run("unsubscribe", "bob@example.com")
+    postgres_server.create_database("cli_copy")
+    # The test server trusts local connections: the password is only there to be hidden.
+    url = postgres_server.url("cli_copy").replace("composer@", "composer:s3cret@")
+    shown = url.replace(":s3cret@", ":***@")
+    result = run("migrate-store", "--to", url)
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == ["  lists: 1 rows copied", "  subscribers: 2 rows copied"]
+    assert re.fullmatch(r"  subscribers:\s+2 rows  checksum [0-9a-f]{16}  same", lines[11])
+    assert re.fullmatch(r"  status_events:\s+3 rows  checksum [0-9a-f]{16}  same", lines[13])
+    assert re.fullmatch(
+        rf"copied 8 rows from \S+subscribers\.db to {re.escape(shown)} in \d+\.\d s; "
+        "every table's count and checksum match",
+        lines[-1],
+    )
+    again = run("migrate-store", "--to", url)
+    assert again.exit_code == 1
+    assert again.output == (
+        f"error: {shown} already holds subscribers or dispatch records: nothing was copied. "
+        "Pass --force to replace everything in it with the copy\n"
+    )
+    assert run("migrate-store", "--to", url, "--force").exit_code == 0

@@ -40,7 +40,7 @@ def inbound(ctx: click.Context, maildir: Path | None, mbox: Path | None, imap: b
     from composer.subscribers import open_store
 
     settings = ctx.obj.settings
-    with open_store(settings.subscribers_database, settings.default_list) as store:
+    with open_store(settings.database, settings.default_list) as store:
         report = run_inbound(settings, store, maildir=maildir, mbox=mbox, imap=imap)
     for line in report.lines():
         click.echo(line)

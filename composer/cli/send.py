@@ -95,10 +95,11 @@ def _recipients(settings, addresses: list[str]) -> list:
     from composer.mailing import outside_recipient
 
     names = {}
-    if Path(settings.subscribers_database).is_file():
+    database = settings.database
+    if database.kind != "sqlite" or Path(database.path).is_file():
         from composer.subscribers import open_store
 
-        with open_store(settings.subscribers_database, settings.default_list) as store:
+        with open_store(database, settings.default_list) as store:
             for address in addresses:
                 sub = store.get(address)
                 if sub is not None:

@@ -125,7 +125,7 @@ class Run:
     def store(self):
         from composer.subscribers import open_store
 
-        return open_store(self.settings.subscribers_database, self.settings.default_list)
+        return open_store(self.settings.database, self.settings.default_list)
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -48,10 +48,13 @@ def store_factory(where, default_list: str = "zeitgeist") -> Callable[[], object
     """What a multi-threaded server calls per request: a new SQLite connection each time
     (closed by the caller), or the one pooled PostgreSQL store, shared by every thread
     (its close() per request gives nothing back: the pool stays)."""
+    # Through composer.subscribers: its open_store's default clock is the one tests set.
+    from composer.subscribers import open_store as open_with_clock
+
     kind, _ = _kind(where)
     if kind == "sqlite":
-        return lambda: open_store(where, default_list)
-    shared = open_store(where, default_list)
+        return lambda: open_with_clock(where, default_list)
+    shared = open_with_clock(where, default_list)
     return lambda: _Borrowed(shared)
 
 

@@ -1102,20 +1102,11 @@ class SqlStore:
     def table_columns(self, table: str) -> list[str]:
         raise NotImplementedError
 
-    def read_table(self, table: str, order: str, batch: int = 5000) -> Iterator[list[tuple]]:
-        """Every row of `table` in `order`, `batch` rows at a time (keyset-free: OFFSET is
-        fine for a one-off copy; rows are read inside one transaction by the caller)."""
-        columns = ", ".join(self.table_columns(table))
-        offset = 0
-        while True:
-            rows = self._all(
-                f"SELECT {columns} FROM {table} ORDER BY {order} LIMIT ? OFFSET ?",
-                (batch, offset),
-            )
-            if not rows:
-                return
-            yield rows
-            offset += len(rows)
+    def read_table(
+        self, table: str, order: str, batch: int = 5000, columns: Sequence[str] | None = None
+    ) -> Iterator[list[tuple]]:
+        """Every row of `table` in `order`, `batch` rows at a time (streamed)."""
+        raise NotImplementedError
 
     def write_table(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
         marks = ", ".join("?" * len(columns))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -48,19 +49,20 @@ class SQLiteStore(SqlStore):
         self.path = path
         self.location = str(path)
         self.lock_wait = LOCK_WAIT_S
-        self._depth = 0
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode: transactions are explicit (transaction()), never implicit.
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
-            self.db.execute("PRAGMA journal_mode = WAL")
-            # FULL: a committed unsubscribe must survive a power cut, not only a crash.
-            self.db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
+            db = self._connect()
             self._migrate()
-            self.db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA foreign_keys = ON")
+            self._ready = True
         except DatabaseError:
+            self.close()
             raise
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise database_problem(exc, path, opening=True) from None
         except OSError as exc:  # the folder cannot be made
             raise DatabaseError(
@@ -68,6 +70,44 @@ class SQLiteStore(SqlStore):
             ) from None
         if self._list_id(default_list) is None:
             self.create_list(default_list)
+
+    # -- connections: one per thread, so every call is safe from any thread ---------------
+
+    _ready = False
+
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit mode: transactions are explicit (transaction()), never implicit.
+        db = sqlite3.connect(
+            self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+        )
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed unsubscribe must survive a power cut, not only a crash.
+            db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
+            if self._ready:
+                db.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            db.close()
+            raise
+        self._local.db = db
+        self._local.depth = 0
+        with self._guard:
+            self._connections.append(db)
+        return db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection (for this module, and for tests that inspect the file)."""
+        db = getattr(self._local, "db", None)
+        return db if db is not None else self._connect()
+
+    @property
+    def _depth(self) -> int:
+        return getattr(self._local, "depth", 0)
+
+    @_depth.setter
+    def _depth(self, value: int) -> None:
+        self._local.depth = value
 
     # -- statements ----------------------------------------------------------------------
 
@@ -91,7 +131,11 @@ class SQLiteStore(SqlStore):
     # -- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
-        self.db.close()
+        with self._guard:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            db.close()
+        self._local = threading.local()
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[None]:
@@ -243,9 +287,11 @@ class SQLiteStore(SqlStore):
     def table_columns(self, table: str) -> list[str]:
         return [row[1] for row in self.db.execute(f"PRAGMA table_info({table})")]
 
-    def read_table(self, table: str, order: str, batch: int = 5000) -> Iterator[list[tuple]]:
-        columns = ", ".join(self.table_columns(table))
-        yield from self._stream(f"SELECT {columns} FROM {table} ORDER BY {order}", (), batch)
+    def read_table(
+        self, table: str, order: str, batch: int = 5000, columns: Sequence[str] | None = None
+    ) -> Iterator[list[tuple]]:
+        names = ", ".join(columns or self.table_columns(table))
+        yield from self._stream(f"SELECT {names} FROM {table} ORDER BY {order}", (), batch)
 
     def check_integrity(self) -> list[str]:
         """What SQLite's own checks find wrong (empty: nothing)."""

@@ -1,0 +1,447 @@
+"""One contract, every backend: the same tests against a real SQLite file and a real
+PostgreSQL server (tests/servers/postgres.py; the `store_location` fixture in conftest).
+In the spirit of huey's StorageTests: what composer may rely on from any store."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from composer.dispatch.states import DeliveryState, Outcome
+from composer.events import DeliveryEvent, apply_events
+from composer.store import open_store
+from composer.store.base import MIGRATION_NAMES
+from composer.store.copy import CopyRefused, copy_store
+from composer.subscribers import AlreadySuppressed, DatabaseError, import_csv
+from composer.subscribers.importer import StrictImportFailed
+
+NOW = "2025-06-01T12:00:00Z"
+
+
+@pytest.fixture
+def store(store_location):
+    with open_store(store_location, clock=lambda: NOW) as s:
+        yield s
+
+
+def second(where):
+    """Another process's view of the same database (its own connections)."""
+    return open_store(where, clock=lambda: NOW)
+
+
+def write_csv(path, rows, header="email,name"):
+    path.write_text(header + "\n" + "".join(f"{e},{n}\n" for e, n in rows), encoding="utf-8")
+    return path
+
+
+def new_dispatch(store, list_name="zeitgeist"):
+    return store.create_dispatch(
+        issue="2025-05",
+        issue_path="issues/2025-05.rst",
+        content_hash="h",
+        list_name=list_name,
+        backend="smtp",
+        subject="May",
+    )
+
+
+class TestStoreContract:
+    # -- opening and migrations -------------------------------------------------------
+
+    def test_a_new_store_records_every_migration_by_name(self, store):
+        assert [name for name, _ in store.migrations()] == list(MIGRATION_NAMES)
+        assert all(at == NOW for _, at in store.migrations())
+        assert [info.name for info in store.lists()] == ["zeitgeist"]
+        assert store.schema_version == len(MIGRATION_NAMES)
+
+    def test_opening_again_applies_nothing_twice(self, store_location):
+        open_store(store_location, clock=lambda: NOW).close()
+        with open_store(store_location, clock=lambda: "2030-01-01T00:00:00Z") as again:
+            assert {at for _, at in again.migrations()} == {NOW}
+            assert [info.name for info in again.lists()] == ["zeitgeist"]
+
+    # -- subscribers --------------------------------------------------------------------
+
+    def test_add_get_unsubscribe_and_history(self, store):
+        first = store.add("Ann.Lee@EXAMPLE.com", "Ann")
+        assert (first.outcome, first.subscriber.email) == ("added", "Ann.Lee@example.com")
+        assert store.add("ann.lee@example.com").outcome == "unchanged"
+        assert store.add("ANN.LEE@example.com", "Ann Lee").outcome == "updated"
+        sub = store.unsubscribe("ann.lee@example.com", how="one-click", source="web")
+        assert sub.status == "unsubscribed"
+        with pytest.raises(AlreadySuppressed):
+            store.add("ann.lee@example.com")
+        assert store.history(sub.id) == [
+            ("active", NOW, "added", "cli"),
+            ("unsubscribed", NOW, "one-click", "web"),
+        ]
+        assert store.get_by_token(sub.token) == store.require(sub.id)
+        assert store.count() == {"active": 0, "unsubscribed": 1, "bounced": 0, "complained": 0}
+
+    def test_lists_and_memberships(self, store):
+        assert store.create_list("events") is True
+        assert store.create_list("events") is False
+        store.add("a@example.com", list_name="events")
+        store.add("a@example.com")
+        assert store.require("a@example.com").lists == ("events", "zeitgeist")
+        assert [(i.name, i.active, i.total) for i in store.lists()] == [
+            ("events", 1, 1),
+            ("zeitgeist", 1, 1),
+        ]
+        store.remove("a@example.com", "events")
+        assert store.require("a@example.com").lists == ("zeitgeist",)
+
+    def test_recipients_stream_in_id_order(self, store):
+        for i in range(25):
+            store.add(f"user{i}@example.com")
+        store.unsubscribe("user3@example.com")
+        emails = [r.email for r in store.iter_recipients(batch_size=4)]
+        assert emails == [f"user{i}@example.com" for i in range(25) if i != 3]
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def test_a_failed_nested_transaction_undoes_only_its_own_part(self, store):
+        with store.transaction():
+            store.add("outer@example.com")
+            with pytest.raises(RuntimeError), store.transaction():
+                store.add("inner@example.com")
+                raise RuntimeError("inner fails")
+        assert store.get("outer@example.com") is not None
+        assert store.get("inner@example.com") is None
+
+    def test_a_failed_outer_transaction_undoes_everything(self, store):
+        with pytest.raises(RuntimeError), store.transaction():
+            store.add("outer@example.com")
+            with store.transaction():
+                store.add("inner@example.com")
+            raise RuntimeError("outer fails")
+        assert store.get("outer@example.com") is None
+        assert store.get("inner@example.com") is None
+
+    # -- sign-ups, consent, erasure --------------------------------------------------------
+
+    def test_signup_confirm_and_forget(self, store, tmp_path):
+        request = store.request_signup("new@example.com", "New", form="f", wording="w", version="1")
+        assert request.state == "new"
+        assert store.require("new@example.com").status == "pending"
+        assert store.pending_members() == {store.require("new@example.com").id: "new@example.com"}
+        confirmed = store.confirm_signup(request.nonce, ip="192.0.2.1")
+        assert (confirmed.status, confirmed.lists) == ("active", ("zeitgeist",))
+        assert store.consents("new@example.com")[0].confirm_ip == "192.0.2.1"
+        store.forget("new@example.com")
+        assert store.get("new@example.com") is None
+        assert store.is_forgotten("NEW@example.com")
+        report = import_csv(store, write_csv(tmp_path / "a.csv", [("new@example.com", "")]))
+        assert (report.added, report.forgotten) == (0, 1)
+
+    def test_one_click_unsubscribes_in_one_transaction(self, store):
+        a = store.add("a@example.com").subscriber
+        b = store.add("b@example.com").subscriber
+        store.mark_bounced(b.id)
+        assert store.unsubscribe_tokens([a.token, b.token, "nobody"], how="one-click") == [
+            "unsubscribed",
+            "bounced",
+            None,
+        ]
+
+    # -- delivery events -------------------------------------------------------------------
+
+    def test_an_event_is_applied_once_even_from_two_stores_at_once(self, store, store_location):
+        sub = store.add("ann@example.com").subscriber
+        event = DeliveryEvent("bounced", "ev-1", "sendgrid-webhook", NOW, address=sub.email)
+        other = second(store_location)
+        try:
+            results = []
+            barrier = threading.Barrier(2)
+
+            def apply(s):
+                barrier.wait()
+                results.append(apply_events(s, [event])[0])
+
+            threads = [threading.Thread(target=apply, args=(s,)) for s in (store, other)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            other.close()
+        assert sorted(r.duplicate for r in results) == [False, True]
+        assert store.event_count() == 1
+        assert store.require(sub.id).status == "bounced"
+        assert [e.kind for e in store.delivery_events(sub.id)] == ["bounced"]
+
+    def test_sync_runs(self, store):
+        assert store.last_sync("inbound") is None
+        store.record_sync("inbound", True, "3 messages")
+        store.record_sync("inbound", False, "mailbox unreachable")
+        last = store.last_sync("inbound")
+        assert (last.ok, last.detail, last.finished_at) == (False, "mailbox unreachable", NOW)
+
+    # -- imports ---------------------------------------------------------------------------
+
+    def test_import_same_rules_on_every_backend(self, store, tmp_path):
+        store.add("left@example.com")
+        store.unsubscribe("left@example.com")
+        store.add("known@example.com", "Known")
+        path = write_csv(
+            tmp_path / "list.csv",
+            [
+                ("new@example.com", ""),
+                ("NEW@example.com", "Named Later"),
+                ("bad@@example.com", "Bad"),
+                ("left@example.com", "Left"),
+                ("known@example.com", "Known Renamed"),
+                ("second@example.com", "Second"),
+            ],
+        )
+        report = import_csv(store, path)
+        assert (report.rows, report.added, report.updated, report.unchanged) == (6, 2, 1, 0)
+        assert (report.invalid, report.suppressed, report.duplicates) == (1, 1, 1)
+        assert [(e.row, e.value) for e in report.errors] == [(4, "bad@@example.com")]
+        assert store.require("new@example.com").name == "Named Later"
+        assert store.require("left@example.com").status == "unsubscribed"
+        assert store.require("known@example.com").name == "Known Renamed"
+        new = store.require("second@example.com")
+        assert store.history(new.id) == [("active", NOW, "import", "import:list.csv")]
+        assert new.lists == ("zeitgeist",) and len(new.token) == 22
+        tokens = {s.token for s in store.iter_subscribers()}
+        assert len(tokens) == 4
+
+    def test_import_with_resubscribe_takes_back_those_who_left(self, store, tmp_path):
+        store.add("left@example.com")
+        store.unsubscribe("left@example.com")
+        report = import_csv(
+            store, write_csv(tmp_path / "a.csv", [("left@example.com", "")]), resubscribe=True
+        )
+        assert report.resubscribed == 1
+        assert store.require("left@example.com").status == "active"
+
+    def test_strict_import_changes_nothing(self, store, tmp_path):
+        store.add("keep@example.com")
+        path = write_csv(tmp_path / "a.csv", [("ok@example.com", ""), ("bad@", "")])
+        with pytest.raises(StrictImportFailed):
+            import_csv(store, path, strict=True)
+        assert [s.email for s in store.iter_subscribers()] == ["keep@example.com"]
+        # The staging area is gone: the next import starts clean.
+        assert import_csv(store, write_csv(tmp_path / "b.csv", [("x@example.com", "")])).added == 1
+
+    # -- the dispatch ledger -----------------------------------------------------------------
+
+    def test_claim_record_and_counts(self, store):
+        for i in range(5):
+            store.add(f"r{i}@example.com")
+        dispatch = new_dispatch(store)
+        store.unsubscribe("r1@example.com")
+        # Four rows taken; the one who left since the snapshot is skipped, not sent.
+        batch = store.claim(dispatch, "w1", 4, lease_seconds=60)
+        assert [r.email for r in batch] == ["r0@example.com", "r2@example.com", "r3@example.com"]
+        counts = store.delivery_counts(dispatch)
+        assert (counts["sending"], counts["skipped"], counts["pending"]) == (3, 1, 1)
+        store.record(
+            dispatch,
+            [
+                Outcome(batch[0].id, DeliveryState.SENT, message_id="<m0@x>"),
+                Outcome(batch[1].id, DeliveryState.RETRY, "451", next_attempt_at=time.time() + 9e9),
+                Outcome(batch[2].id, DeliveryState.FAILED, "550 no such user"),
+            ],
+        )
+        assert store.failures(dispatch) == [("r3@example.com", "550 no such user")]
+        assert store.reasons(dispatch) == [("550 no such user", 1)]
+        assert store.delivery_attempts(dispatch, [batch[0].id]) == {batch[0].id: 1}
+        assert store.outstanding(dispatch) == 2  # one pending, one retry
+        assert store.worker_shares(dispatch)["w1"]["sent"] == 1
+        assert store.in_state(dispatch, DeliveryState.SKIPPED) == ["r1@example.com"]
+        assert store.latest_dispatch("2025-05", "zeitgeist") == dispatch
+        store.finish_dispatch(dispatch)
+        assert store.get_dispatch(dispatch.id).finished
+
+    def test_an_expired_lease_becomes_ambiguous_and_is_never_claimed_again(self, store):
+        for i in range(4):
+            store.add(f"r{i}@example.com")
+        dispatch = new_dispatch(store)
+        now = time.time()
+        dead = store.claim(dispatch, "dead", 2, lease_seconds=10, now=now)
+        assert store.renew_lease(dispatch, "dead", 10, now=now) == 2
+        # Before the lease ends, another worker takes only the rest.
+        live = store.claim(dispatch, "live", 10, lease_seconds=10, now=now + 5)
+        assert {r.id for r in live}.isdisjoint(r.id for r in dead)
+        assert store.mark_interrupted(dispatch, expired_only=True, now=now + 5) == 0
+        # After it, the dead worker's rows are ambiguous; a claim never hands them out.
+        assert store.claim(dispatch, "late", 10, lease_seconds=10, now=now + 11) == []
+        assert store.in_state(dispatch, DeliveryState.AMBIGUOUS) == [
+            "r0@example.com",
+            "r1@example.com",
+        ]
+
+    def test_concurrent_claims_never_share_a_row(self, store, store_location):
+        with store.transaction():
+            for i in range(300):
+                store.add(f"r{i:03}@example.com")
+        dispatch = new_dispatch(store)
+        others = [second(store_location) for _ in range(3)]
+        claimed: list[list[int]] = [[] for _ in others]
+
+        def work(n, s):
+            while batch := s.claim(dispatch, f"w{n}", 7, lease_seconds=60):
+                claimed[n].extend(r.id for r in batch)
+                s.record(dispatch, [Outcome(r.id, DeliveryState.SENT) for r in batch])
+
+        threads = [threading.Thread(target=work, args=(n, s)) for n, s in enumerate(others)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for s in others:
+            s.close()
+        every = [i for ids in claimed for i in ids]
+        assert len(every) == len(set(every)) == 300
+        assert store.delivery_counts(dispatch)["sent"] == 300
+
+    # -- whole-list copy -----------------------------------------------------------------
+
+    def test_an_empty_target_only_is_written_without_force(self, store, tmp_path):
+        store.add("a@example.com")
+        with open_store(tmp_path / "other.db", clock=lambda: NOW) as target:
+            target.add("b@example.com")
+            with pytest.raises(CopyRefused) as err:
+                copy_store(store, target)
+            assert str(err.value) == (
+                f"{target.location} already holds subscribers or dispatch records: nothing "
+                "was copied. Pass --force to replace everything in it with the copy"
+            )
+            copy_store(store, target, force=True)
+            assert [s.email for s in target.iter_subscribers()] == ["a@example.com"]
+
+
+# -- PostgreSQL and SQLite together ----------------------------------------------------------
+
+
+def populate(store, tmp_path):
+    store.create_list("events")
+    store.add("ann@example.com", "Ann", list_name="events")
+    import_csv(
+        store, write_csv(tmp_path / "l.csv", [(f"u{i}@example.com", f"U {i}") for i in range(40)])
+    )
+    store.unsubscribe("u3@example.com", how="one-click")
+    req = store.request_signup("p@example.com", form="f", wording="w", version="1", ip="192.0.2.9")
+    store.confirm_signup(req.nonce)
+    store.forget("u5@example.com")
+    apply_events(store, [DeliveryEvent("bounced", "e1", "inbound", NOW, address="u7@example.com")])
+    store.record_sync("inbound", True, "1 message")
+    dispatch = new_dispatch(store)
+    batch = store.claim(dispatch, "w1", 10, lease_seconds=60)
+    store.record(
+        dispatch, [Outcome(r.id, DeliveryState.SENT, message_id=f"<{r.id}@x>") for r in batch]
+    )
+    store.claim(dispatch, "w2", 3, lease_seconds=60)
+
+
+def snapshot(store):
+    return {
+        "subscribers": [
+            (s, store.history(s.id), store.consents(s.id)) for s in store.iter_subscribers()
+        ],
+        "lists": store.lists(),
+        "dispatches": store.dispatches(),
+        "counts": [store.delivery_counts(d) for d in store.dispatches()],
+        "shares": [store.worker_shares(d) for d in store.dispatches()],
+        "events": store.event_count(),
+        "sync": store.last_sync("inbound"),
+        "forgotten": store.is_forgotten("u5@example.com"),
+    }
+
+
+def test_migrate_store_copies_sqlite_to_postgresql_and_back(tmp_path, postgres_url):
+    with open_store(tmp_path / "a.db", clock=lambda: NOW) as source:
+        populate(source, tmp_path)
+        before = snapshot(source)
+        with open_store(postgres_url, clock=lambda: NOW) as pg:
+            report = copy_store(source, pg)
+            assert report.rows > 100 and [t for t, _, _ in report.tables][:2] == [
+                "lists",
+                "subscribers",
+            ]
+            assert snapshot(pg) == before
+            # The sequences follow the copied ids: new rows get new ids.
+            added = pg.add("fresh@example.com").subscriber
+            assert added.id > max(s.id for s, _, _ in before["subscribers"])
+            pg.unsubscribe("fresh@example.com")
+            with open_store(tmp_path / "b.db", clock=lambda: NOW) as back:
+                copy_store(pg, back)
+                assert snapshot(back) == snapshot(pg)
+
+
+def test_a_copy_that_does_not_match_is_rolled_back(tmp_path, postgres_url, monkeypatch):
+    with open_store(tmp_path / "a.db", clock=lambda: NOW) as source:
+        populate(source, tmp_path)
+        with open_store(postgres_url, clock=lambda: NOW) as pg:
+            real = pg.write_table
+
+            def lossy(table, columns, rows):  # a copy that loses a row on the way
+                real(table, columns, rows[1:] if table == "status_events" else rows)
+
+            monkeypatch.setattr(pg, "write_table", lossy)
+            with pytest.raises(CopyRefused, match=r"^status_events: the copy does not match"):
+                copy_store(source, pg)
+            assert pg.table_count("subscribers") == 0
+
+
+def test_an_old_sqlite_file_is_upgraded_and_its_migrations_recorded(tmp_path):
+    """A database as composer wrote it before schema_migrations: user_version 6."""
+    from composer.store.sqlite_schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for step in MIGRATIONS[:6]:
+        step(db, "zeitgeist", "2024-01-01T00:00:00Z")
+    db.execute(
+        "INSERT INTO subscribers (email, email_key, status, status_at, status_how, token, "
+        "created_at) VALUES ('a@example.com', 'a@example.com', 'active', 'x', 'y', 't', 'z')"
+    )
+    db.execute("PRAGMA user_version = 6")
+    db.commit()
+    db.close()
+    with open_store(path, clock=lambda: NOW) as store:
+        assert [name for name, _ in store.migrations()] == list(MIGRATION_NAMES)
+        assert store.schema_version == len(MIGRATION_NAMES)
+        assert store.require("a@example.com").token == "t"
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_postgresql_store_is_safe_from_many_threads(postgres_url):
+    with open_store(postgres_url, clock=lambda: NOW, pool_size=4) as store:
+        errors = []
+
+        def work(n):
+            try:
+                for i in range(20):
+                    store.add(f"t{n}-{i}@example.com")
+                    with store.transaction():
+                        store.unsubscribe(f"t{n}-{i}@example.com")
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert store.count(all_lists=True)["unsubscribed"] == 160
+        assert all(len(store.history(s.id)) == 2 for s in store.iter_subscribers())
+
+
+def test_postgresql_errors_are_one_line_without_the_password(postgres_server):
+    url = postgres_server.url("no_such_db").replace("composer@", "composer:s3cret@")
+    with pytest.raises(DatabaseError) as err:
+        open_store(url)
+    message = str(err.value)
+    assert "s3cret" not in message
+    assert message.startswith(
+        f"postgresql://composer:***@127.0.0.1:{postgres_server.port}/no_such_db: cannot open "
+        "the subscriber database: "
+    )
+    assert 'database "no_such_db" does not exist' in message and "\n" not in message
