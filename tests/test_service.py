@@ -1,6 +1,7 @@
-"""The list service (composer/service) through Flask's test client on a real SQLite file:
-unsubscribe (page, button, RFC 8058 one-click, probe), sign-up with confirmation, and every
-hostile request answered with a clean 4xx that changes nothing."""
+"""The list service (composer/service) through Flask's test client, every test on a real
+SQLite file and on a real PostgreSQL database: unsubscribe (page, button, RFC 8058
+one-click, probe), sign-up with confirmation, and every hostile request answered with a
+clean 4xx that changes nothing."""
 
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ def write_settings(home: Path, base_url: str = "http://127.0.0.1:8080/") -> Path
     return path
 
 
-@pytest.fixture
-def home(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def home(request, tmp_path, monkeypatch):
     write_settings(tmp_path)
+    if request.param == "postgresql":  # NEWSLETTER_DATABASE wins over newsletter.yaml
+        monkeypatch.setenv("NEWSLETTER_DATABASE", request.getfixturevalue("postgres_url"))
     return tmp_path
 
 
@@ -56,7 +59,9 @@ def make_app(settings, signer, **config):
 
 @pytest.fixture
 def app(settings, signer):
-    return make_app(settings, signer, record_ip=True, record_user_agent=True)
+    app = make_app(settings, signer, record_ip=True, record_user_agent=True)
+    yield app
+    app.extensions["composer"].store_factory.close()
 
 
 @pytest.fixture
@@ -66,7 +71,7 @@ def client(app):
 
 @pytest.fixture
 def store(settings):
-    with open_store(settings.subscribers_database, settings.default_list) as s:
+    with open_store(settings.database, settings.default_list) as s:
         yield s
 
 
@@ -75,14 +80,23 @@ def ann(store):
     return store.add("ann.smith@example.com", "Ann").subscriber
 
 
-def db_file(store) -> Path:
-    """The SQLite file behind a store."""
+def db_file(store) -> Path | str:
+    """The SQLite file behind a store, or its PostgreSQL URL (the test server has no
+    password, so the printable location is the URL)."""
+    if store.kind == "postgresql":
+        return store.location
     return Path(getattr(store, "path", None) or store.location)
 
 
-def sql(path, query: str, args=()) -> list:
-    """A query on the database file itself, beside the store (tests only)."""
-    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+def sql(where, query: str, args=()) -> list:
+    """A query on the database itself, beside the store (tests only)."""
+    if str(where).startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(str(where), autocommit=True) as db:
+            cursor = db.execute(query.replace("?", "%s"), args)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+    with closing(sqlite3.connect(where, isolation_level=None)) as db:
         return db.execute(query, args).fetchall()
 
 

@@ -55,8 +55,9 @@ def sign(private, body: bytes, stamp: int | str) -> dict[str, str]:
 
 
 @pytest.fixture
-def store(tmp_path):
-    with open_store(tmp_path / "subs.db") as store:
+def store(store_location):
+    """The store on each backend: a SQLite file, then a PostgreSQL database."""
+    with open_store(store_location) as store:
         yield store
 
 
@@ -259,9 +260,10 @@ def test_handle_applies_each_event_type(webhook, key_pair, store) -> None:
         "soft@example.com": ("active", "added"),
         "stays@example.com": ("active", "added"),
     }
-    recorded = store.db.execute(
-        "SELECT event_key, kind, subscriber_id IS NOT NULL, effect FROM delivery_events ORDER BY id"
-    ).fetchall()
+    columns = ["event_key", "kind", "subscriber_id IS NOT NULL", "effect"]
+    recorded = [
+        r for rows in store.read_table("delivery_events", "id", columns=columns) for r in rows
+    ]
     assert recorded == [
         ("sendgrid-webhook:e1", "bounced", 1, "marked bounced"),
         ("sendgrid-webhook:e2", "bounced", 1, "marked bounced"),
@@ -284,8 +286,7 @@ def test_replay_is_idempotent(webhook, key_pair, store) -> None:
     status, text = post(webhook, key_pair, store, batch)
     assert (status, text) == (200, "ok: 1 events, 0 changed a subscriber, 1 already applied\n")
     assert store.get("ann@example.com").status == "active"
-    count = store.db.execute("SELECT count(*) FROM delivery_events").fetchone()[0]
-    assert count == 1
+    assert store.event_count() == 1
 
 
 def test_stale_timestamp_is_403_and_changes_nothing(webhook, key_pair, store) -> None:
@@ -294,7 +295,7 @@ def test_stale_timestamp_is_403_and_changes_nothing(webhook, key_pair, store) ->
     stale = int(time.time()) - MAX_AGE_S - 60
     assert post(webhook, key_pair, store, batch, stamp=stale) == (403, "forbidden\n")
     assert store.get("ann@example.com").status == "active"
-    assert store.db.execute("SELECT count(*) FROM delivery_events").fetchone()[0] == 0
+    assert store.event_count() == 0
 
 
 def test_altered_body_is_403_and_changes_nothing(webhook, key_pair, store, caplog) -> None:

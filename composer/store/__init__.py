@@ -53,9 +53,19 @@ def store_factory(where, default_list: str = "zeitgeist") -> Callable[[], object
 
     kind, _ = _kind(where)
     if kind == "sqlite":
-        return lambda: open_with_clock(where, default_list)
+
+        def open_one():
+            return open_with_clock(where, default_list)
+
+        open_one.close = lambda: None
+        return open_one
     shared = open_with_clock(where, default_list)
-    return lambda: _Borrowed(shared)
+
+    def borrow():
+        return _Borrowed(shared)
+
+    borrow.close = shared.close  # when the server stops: the pool's connections go
+    return borrow
 
 
 class _Borrowed:

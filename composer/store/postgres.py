@@ -39,6 +39,14 @@ def _pg(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def _no_nul(args):
+    """PostgreSQL text cannot hold NUL: a crafted token or name with one is looked up (and
+    matches nothing) or stored with U+FFFD in its place, never a server error."""
+    if any(isinstance(a, str) and "\x00" in a for a in args):
+        return tuple(a.replace("\x00", "\ufffd") if isinstance(a, str) else a for a in args)
+    return args
+
+
 class PostgresStore(SqlStore):
     """The subscriber list on a PostgreSQL server. close() closes the pool."""
 
@@ -97,7 +105,7 @@ class PostgresStore(SqlStore):
 
     def _execute(self, conn, sql: str, args):
         try:
-            return conn.execute(_pg(sql), args) if args else conn.execute(sql)
+            return conn.execute(_pg(sql), _no_nul(args)) if args else conn.execute(sql)
         except self._psycopg.Error as exc:
             raise self._problem(exc) from None
 
@@ -118,7 +126,7 @@ class PostgresStore(SqlStore):
             return
         with self._conn() as conn:
             try:
-                conn.cursor().executemany(_pg(sql), rows)
+                conn.cursor().executemany(_pg(sql), [_no_nul(row) for row in rows])
             except self._psycopg.Error as exc:
                 raise self._problem(exc) from None
 

@@ -74,6 +74,7 @@ class SQLiteStore(SqlStore):
     # -- connections: one per thread, so every call is safe from any thread ---------------
 
     _ready = False
+    _closed = False
 
     def _connect(self) -> sqlite3.Connection:
         # Autocommit mode: transactions are explicit (transaction()), never implicit.
@@ -99,7 +100,11 @@ class SQLiteStore(SqlStore):
     def db(self) -> sqlite3.Connection:
         """This thread's connection (for this module, and for tests that inspect the file)."""
         db = getattr(self._local, "db", None)
-        return db if db is not None else self._connect()
+        if db is not None:
+            return db
+        if self._closed:  # as a closed sqlite3 connection answers
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        return self._connect()
 
     @property
     def _depth(self) -> int:
@@ -136,6 +141,7 @@ class SQLiteStore(SqlStore):
         for db in connections:
             db.close()
         self._local = threading.local()
+        self._closed = True
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[None]:
