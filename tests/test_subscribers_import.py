@@ -265,6 +265,63 @@ def test_domain_cache_gives_exactly_email_validators_verdicts():
     assert verdicts(TRICKY) == plain  # and it is gone afterwards
 
 
+# Plain-looking addresses the fast path takes, next to the ones it must hand back.
+PLAIN_SHAPES = [
+    "Ann.Lee@Example.COM",
+    "POSTMASTER@example.com",
+    "Abuse@Example.org",
+    "info@x.example",
+    "a..b@example.com",
+    ".ann@example.com",
+    "ann.@example.com",
+    "a" * 64 + "@example.com",
+    "a" * 65 + "@example.com",
+    "ann@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 58 + ".com",
+    "ann+tag@sub.example.co.uk",
+    "o'brien@example.ie",
+    "a/b=c?d^e`f{g|h}i~j!k#l$m%n&o*p@example.com",
+    "ann@123.example",
+    "ann@example.123",
+    "ann@example.local",
+    "ann@example.invalid",
+    "ann@EXAMPLE.TEST",
+    "ann@.example.com",
+    "ann@example..com",
+    "ann@XN--BCHER-KVA.example",
+    "ann@@example.com",
+    "ann@example.com@example.org",
+]
+
+
+def fast_or_full(addresses):
+    from composer.subscribers.csvimport import check_row
+
+    out = []
+    for address in addresses:
+        result = check_row(1, address, "")
+        out.append(f"error: {result.reason}" if hasattr(result, "reason") else result.email)
+    return out
+
+
+def test_the_fast_path_gives_exactly_email_validators_verdicts():
+    from composer.subscribers.addresses import fast_normalized
+
+    addresses = TRICKY + PLAIN_SHAPES
+    expected = verdicts(addresses)
+    assert fast_or_full(addresses) == expected
+    with domain_cache():
+        assert fast_or_full(addresses + addresses) == expected + expected
+    taken = [a for a in PLAIN_SHAPES if fast_normalized(a) is not None]
+    # The fast path is really taken for the usual shapes (most of a real list).
+    assert {"Ann.Lee@Example.COM", "POSTMASTER@example.com", "ann+tag@sub.example.co.uk"} <= set(
+        taken
+    )
+    assert all(
+        fast_normalized(a) == validate_email(a, check_deliverability=False).normalized
+        for a in taken
+    )
+
+
 # -- killed in the middle --------------------------------------------------------------
 
 KILLABLE = """

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
+import email_validator
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT
 
 from composer.subscribers.errors import InvalidAddress
 
@@ -60,3 +63,35 @@ def domain_cache(size: int = DOMAIN_CACHE_SIZE) -> Iterator[None]:
         yield
     finally:
         _EV_MODULE.validate_email_domain_name = original
+
+
+# The common shape: a dot-atom local part, one @, a plain ASCII domain (no IDNA "xn--"
+# labels, no brackets, quotes, spaces or display name), short enough that no length rule
+# can apply. For it, validate_email's verdict is exactly: the local part as it is
+# (lower-cased for the role names it treats so), its domain check's normalized domain.
+_PLAIN = re.compile(r"([A-Za-z0-9_!#$%&'*+\-/=?^`{|}~.]{1,64})@([A-Za-z0-9.-]{1,189})", re.ASCII)
+_ERRORS = (EmailNotValidError,)
+
+
+def fast_normalized(text: str) -> str | None:
+    """email-validator's normalized form of a plain address, computed without running all
+    of validate_email (a tenth of its time for a list's usual address); None when the
+    address is not of that plain shape or is invalid, and validate_email must decide (and
+    word the reason). Tests compare the two on tricky addresses."""
+    match = _PLAIN.fullmatch(text)
+    if match is None:
+        return None
+    local, domain = match.groups()
+    if not DOT_ATOM_TEXT.match(local) or "xn--" in domain.lower():
+        return None
+    try:
+        info = _EV_MODULE.validate_email_domain_name(
+            domain,
+            test_environment=email_validator.TEST_ENVIRONMENT,
+            globally_deliverable=email_validator.GLOBALLY_DELIVERABLE,
+        )
+    except _ERRORS:
+        return None
+    if local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES:
+        local = local.lower()
+    return f"{local}@{info['domain']}"

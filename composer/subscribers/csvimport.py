@@ -21,7 +21,7 @@ from typing import NamedTuple, TextIO, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 
-from composer.subscribers.addresses import email_key
+from composer.subscribers.addresses import email_key, fast_normalized
 from composer.subscribers.csvcells import unneutralize
 from composer.subscribers.errors import ImportFileError
 
@@ -108,6 +108,9 @@ def check_row(row: int, raw: str, name: str) -> ValidRow | InvalidRow:
     text = raw.strip()
     if not text:
         return InvalidRow(row, raw, "The email address is empty.")
+    plain = fast_normalized(text)  # the usual address: the same verdict, a tenth the time
+    if plain is not None:
+        return ValidRow(row, plain, email_key(plain), name)
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
