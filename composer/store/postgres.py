@@ -384,6 +384,10 @@ class _Staging:
             "SELECT %(list)s, id, %(now)s FROM new) "
             "SELECT count(*) FROM new"
         )
+        # Fresh statistics: a list that grew tenfold must not be read with the old plans
+        # (a dispatch or a stream right after the import would scan it).
+        conn.execute("ANALYZE subscribers")
+        conn.execute("ANALYZE memberships")
         return ImportCounts(
             distinct, added, updated, existing - updated, suppressed, resubscribed, forgotten
         )

@@ -55,7 +55,7 @@ def _free_port() -> int:
 class PostgresServer:
     """One throwaway PostgreSQL cluster (see the module docstring)."""
 
-    def __init__(self, base: Path | None = None) -> None:
+    def __init__(self, base: Path | None = None, *, durable: bool = False) -> None:
         self.bindir = find_bindir()
         self._owned_tmp = base is None
         self.base = Path(base or tempfile.mkdtemp(prefix="composer-pg-"))
@@ -64,6 +64,9 @@ class PostgresServer:
         self.user = "composer"
         self._run_as: str | None = "postgres" if os.geteuid() == 0 else None
         self.started = False
+        # Tests trade durability for speed; a benchmark (bench/store.py) keeps the
+        # server's defaults (fsync, synchronous_commit, full_page_writes on).
+        self.durable = durable
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -85,9 +88,10 @@ class PostgresServer:
         )
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            f"-c unix_socket_directories={self.base} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-c unix_socket_directories={self.base} -c max_connections=200"
         )
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._pg(
             "pg_ctl",
             "-D",
