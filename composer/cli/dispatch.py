@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from composer.cli.preflight import skip_preflight_option
 # Exit status of a run stopped because the mail server could not be reached (EX_TEMPFAIL):
 # run the same command again.
 INTERRUPTED = 75
+# A worker's name in the ledger and in `newsletter status`: printable, short, no spaces.
+_WORKER_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
 
 
 @click.command()
@@ -57,6 +60,17 @@ INTERRUPTED = 75
     is_flag=True,
     help="Send although the bounce/complaint syncs are older than service.stale_after_hours.",
 )
+@click.option(
+    "--worker",
+    is_flag=True,
+    help="Join the open dispatch of this issue as one more sender (on this or another "
+    "machine sharing the database); never starts one. With none open: says so, exit 0.",
+)
+@click.option(
+    "--worker-id",
+    metavar="ID",
+    help="Name this run in `newsletter status` (default: host:pid).",
+)
 @skip_preflight_option
 @click.pass_context
 def dispatch(
@@ -72,6 +86,8 @@ def dispatch(
     retry_failed: bool,
     batch_size: int | None,
     yes_stale: bool,
+    worker: bool,
+    worker_id: str | None,
     skip_preflight: tuple[str, ...],
     allow_tracking: bool,
 ) -> None:
@@ -91,23 +107,52 @@ def dispatch(
       newsletter dispatch issues/2025-06.rst --list staff --rate 10 --yes
       newsletter dispatch issues/2025-06.rst --retry-failed
       newsletter dispatch issues/2025-06.rst --skip-preflight dkim   # accept one failed row
+
+    Several senders can share one mailing: start it as above, then run
+    `newsletter dispatch PATH --worker` on any machine that reaches the same database.
+    Each claims its own batches; a worker that dies leaves at most its batch in flight
+    ambiguous (once its lease runs out, at once when it ran on the same host).
+
+    \b
+      newsletter dispatch issues/2025-06.rst --worker --worker-id mailer-2
     """
-    from composer.dispatch import DispatchOptions, deliver, prepare
+    from composer.dispatch import DispatchOptions, NothingToJoin, deliver, prepare
     from composer.errors import IssueHasErrors
     from composer.subscribers import open_store
 
     settings = ctx.obj.settings
+    if worker and (resend or resend_ambiguous or retry_failed):
+        raise click.UsageError(
+            "--worker joins the open dispatch as it is: --resend, --resend-ambiguous and "
+            "--retry-failed belong to the run that starts or resumes it (without --worker)"
+        )
+    if worker_id is not None and not _WORKER_ID.fullmatch(worker_id):
+        raise click.UsageError(
+            f"--worker-id {worker_id!r}: use 1-64 letters, digits and . _ : @ - (no spaces)"
+        )
     options = DispatchOptions(
-        list_name, resend, force, resend_ambiguous, rate, batch_size, retry_failed
+        list_name,
+        resend,
+        force,
+        resend_ambiguous,
+        rate,
+        batch_size,
+        retry_failed,
+        worker=worker,
+        worker_id=worker_id or "",
     )
     staged = preflight_gate(ctx, path, list_name, skip_preflight, allow_tracking)  # the table first
     if staged.errors or staged.rendered is None:
         raise IssueHasErrors(str(path), staged.diagnostics)
     with (
         _database_errors(settings),
-        open_store(settings.subscribers_database, settings.default_list) as store,
+        open_store(settings.database, settings.default_list) as store,
     ):
-        plan = prepare(staged, settings, store, options)
+        try:
+            plan = prepare(staged, settings, store, options)
+        except NothingToJoin as nothing:
+            click.echo(str(nothing))
+            return
         _syncs(settings, store, yes_stale or dry_run)
         _summary(plan, options, dry_run)
         if dry_run:
@@ -116,7 +161,8 @@ def dispatch(
         if plan.recipients == 0 and not plan.resuming:
             click.echo(f"nobody to send to: the list {plan.list_name} has no active members")
             return
-        _confirm(plan, yes)
+        if not worker:  # a worker joins what its creator confirmed
+            _confirm(plan, yes)
         stop = _StopOnSignal()
         with stop, _RichProgress(plan) as progress:
             report = deliver(plan, settings, store, options, progress=progress, should_stop=stop)
@@ -170,7 +216,7 @@ def status(ctx: click.Context, path: Path | None) -> None:
         issue = read_issue(path).issue.month
     with (
         _database_errors(settings),
-        open_store(settings.subscribers_database, settings.default_list) as store,
+        open_store(settings.database, settings.default_list) as store,
     ):
         records = DispatchRecords(store)
         dispatches = records.all(issue)
@@ -195,17 +241,25 @@ def _database_errors(settings):
     except sqlite3.Error as exc:
         from composer.subscribers.store import database_problem
 
-        raise database_problem(exc, Path(settings.subscribers_database)) from None
+        raise database_problem(
+            exc, Path(settings.database.path or settings.database.shown)
+        ) from None
 
 
 # -- presentation ----------------------------------------------------------------------
 
 
 def _summary(plan, options, dry_run: bool) -> None:
+    from composer.dispatch.workers import this_worker
+
     left_out = ", ".join(f"{n} {status}" for status, n in sorted(plan.not_counted.items()))
     what = "resume dispatch" if plan.resuming else "new dispatch"
+    if options.worker:
+        what = "join dispatch"
     if plan.resuming:
         what += f" {plan.existing.id} (started {plan.existing.started_at})"
+    if options.worker:
+        what += f" as worker {options.worker_id or this_worker()}"
     lines = [
         f"issue:       {plan.path} ({plan.issue})",
         f'subject:     "{plan.subject}"',
@@ -252,6 +306,7 @@ def _print_report(report, path) -> None:
         f"  sent {c['sent']:,}, failed {report.failed_count:,}, skipped {c['skipped']:,}, "
         f"ambiguous {c['ambiguous']:,}, still to send {report.outstanding:,}"
     )
+    _print_workers(report.workers)
     for reason, n in report.failed_reasons:
         click.echo(f"  failed ({n:,}): {reason}")
     for email, reason in report.failed:
@@ -268,6 +323,20 @@ def _print_report(report, path) -> None:
         )
         for email, _ in report.ambiguous:
             click.echo(f"    {email}")
+
+
+def _print_workers(workers: dict[str, dict[str, int]]) -> None:
+    """Each worker's share, when several sent this dispatch."""
+    named = {worker: states for worker, states in workers.items() if worker}
+    if len(named) < 2:
+        return
+    click.echo(f"  {len(named)} workers:")
+    for worker, states in sorted(named.items()):
+        failed = states.get("failed", 0) + states.get("gave_up", 0)
+        click.echo(
+            f"    {worker}: sent {states.get('sent', 0):,}, failed {failed:,}, "
+            f"ambiguous {states.get('ambiguous', 0):,}, sending {states.get('sending', 0):,}"
+        )
 
 
 def _table(records, dispatches) -> None:

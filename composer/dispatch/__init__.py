@@ -11,17 +11,25 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from composer.dispatch.records import Dispatch, DispatchRecords
 from composer.dispatch.retry import RetryPolicy
 from composer.dispatch.states import FAILURES, OUTSTANDING, DeliveryState, Outcome
+from composer.dispatch.workers import LEASE_SECONDS, reclaim_dead, this_worker
 from composer.errors import ComposerError
 
 
 class DispatchRefused(ComposerError):
     """A dispatch that would send twice, or send changed content, without being asked."""
+
+
+class NothingToJoin(ComposerError):
+    """`dispatch --worker` found no open dispatch of the issue: a worker never starts one."""
+
+    exit_code = 0
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,9 @@ class DispatchOptions:
     rate: float | None = None  # messages per second, at most
     batch_size: int | None = None
     retry_failed: bool = False  # send again to those whose retries were spent (gave_up)
+    worker: bool = False  # only join an open dispatch (several workers share it)
+    worker_id: str = ""  # who claims the rows (default host:pid)
+    lease_seconds: float = LEASE_SECONDS  # a claimed batch is ours this long, renewed
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,8 @@ class Report:
     # Why the run stopped before the end because the relay could not be reached (its
     # retry delays spent); "" otherwise. Nobody was marked failed: run the command again.
     interrupted: str = ""
+    # {worker id: {state: rows}}: who claimed each row last ("" = no worker yet).
+    workers: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def outstanding(self) -> int:
@@ -114,6 +127,8 @@ def prepare(staged, settings, store, options: DispatchOptions) -> Plan:
     not_counted = {k: v for k, v in counts.items() if k != "active" and v}
     existing = None
     latest_counts = records.counts(latest) if latest is not None else {}
+    if options.worker:
+        return _join(staged, settings, options, latest, digest, list_name, not_counted, records)
     reopen = (
         latest is not None
         and latest.finished
@@ -170,6 +185,36 @@ def prepare(staged, settings, store, options: DispatchOptions) -> Plan:
     )
 
 
+def _join(staged, settings, options, latest, digest, list_name, not_counted, records) -> Plan:
+    """A worker's plan: the open dispatch of this issue, as it is (never a new one)."""
+    issue = staged.issue.month
+    if latest is None or latest.finished:
+        raise NothingToJoin(
+            f"no open dispatch of {issue} to {list_name} to join: start it with "
+            f"`newsletter dispatch {staged.path}` (it asks to confirm); workers only join"
+        )
+    if latest.content_hash != digest and not options.force:
+        raise DispatchRefused(
+            f"{staged.path} is not the version dispatch {latest.id} of {issue} is sending "
+            "(its content changed); a worker sends only what the dispatch began with"
+        )
+    left = records.counts(latest)
+    rendered = staged.rendered
+    return Plan(
+        path=str(staged.path),
+        issue=issue,
+        subject=rendered.subject,
+        list_name=list_name,
+        backend=settings.backend,
+        html_size=rendered.html_size,
+        content_hash=latest.content_hash,
+        recipients=sum(left[state] for state in OUTSTANDING),
+        not_counted=not_counted,
+        existing=latest,
+        staged=staged,
+    )
+
+
 def deliver(
     plan: Plan,
     settings,
@@ -192,7 +237,8 @@ def deliver(
     from composer.senders import SendError, sender_for
 
     progress = progress or Progress()
-    records = DispatchRecords(store)
+    worker_id = options.worker_id or this_worker()
+    records = DispatchRecords(store, worker_id)
     sender = sender or sender_for(settings)  # a missing secret: SettingsError, no record
     policy = RetryPolicy(tuple(sender.retry_delays))
     template = MessageTemplate.build(
@@ -201,8 +247,16 @@ def deliver(
         plan.staged.issue,
         list_id=f"{plan.list_name}.{settings.sender_domain}",
     )
-    with _exclusive(settings.subscribers_database), sender:
-        dispatch, newly_ambiguous = _start(plan, records, options)
+    # One creator at a time on a SQLite file (two would each make a dispatch); workers only
+    # join one. PostgreSQL: the dispatch row is made in one transaction, checked after.
+    database = settings.database
+    lock = (
+        _exclusive(database.path)
+        if not options.worker and database.kind == "sqlite"
+        else nullcontext()
+    )
+    with lock, sender, _Courier(sender, template) as courier:
+        dispatch, newly_ambiguous = _start(plan, records, options, worker_id)
         batch_size = _batch_size(sender, options)
         bucket = _bucket(options.rate, batch_size)
         progress.start(records.outstanding(dispatch))
@@ -212,18 +266,26 @@ def deliver(
                 stopped = True
                 break
             store.ensure_room()  # a full disk stops the run before a send, not after
-            batch = records.claim(dispatch, batch_size)
+            batch = records.claim(dispatch, batch_size, lease_seconds=options.lease_seconds)
             if not batch:
                 due = records.next_retry_at(dispatch)
                 if due is None:
-                    break
+                    if records.outstanding(dispatch) == 0:
+                        break
+                    # Other workers hold the rest: wait for them to finish (or for their
+                    # leases to run out: the next claim makes those rows ambiguous).
+                    due = time.time() + OTHERS_POLL_SECONDS
                 progress.waiting(max(0.0, due - time.time()))
                 _sleep_until(due, should_stop)
                 continue
             if bucket is not None:
                 bucket.acquire(len(batch))
             try:
-                results = sender.send_batch(template, batch)
+                results = courier.send(
+                    batch,
+                    every=options.lease_seconds / 3,
+                    renew=lambda: store.renew_lease(dispatch, worker_id, options.lease_seconds),
+                )
             except SendError as err:
                 records.record(
                     dispatch, _after_error(err, batch, sender, records, dispatch, policy)
@@ -252,6 +314,38 @@ def deliver(
         stopped = False  # the stop came after the last batch: nothing is left
         records.finish(dispatch)
     return report_for(records, records.get(dispatch.id), stopped, newly_ambiguous, interrupted)
+
+
+# A worker with nothing to claim while others still send looks again this often.
+OTHERS_POLL_SECONDS = 1.0
+
+
+class _Courier:
+    """Runs each send_batch in a thread of its own while the calling thread keeps the
+    batch's lease alive (renewed every lease/3 seconds): a slow relay never lets another
+    worker take a batch that is still being sent."""
+
+    def __init__(self, sender, template) -> None:
+        self.sender, self.template = sender, template
+
+    def __enter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="batch")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True)
+
+    def send(self, batch, *, every: float, renew: Callable[[], object]):
+        from concurrent.futures import TimeoutError as Pending
+
+        future = self.pool.submit(self.sender.send_batch, self.template, batch)
+        while True:
+            try:
+                return future.result(timeout=every)
+            except Pending:
+                renew()
 
 
 def _outcomes(results, attempts: dict[int, int], policy: RetryPolicy) -> list[Outcome]:
@@ -319,10 +413,11 @@ def report_for(
         stopped=stopped,
         newly_ambiguous=newly_ambiguous,
         interrupted=interrupted,
+        workers=records.worker_shares(dispatch),
     )
 
 
-def _start(plan: Plan, records: DispatchRecords, options: DispatchOptions):
+def _start(plan: Plan, records: DispatchRecords, options: DispatchOptions, worker_id: str):
     if plan.existing is None:
         latest = records.latest(plan.issue, plan.list_name)
         if latest is not None and (not options.resend or not latest.finished):
@@ -343,7 +438,11 @@ def _start(plan: Plan, records: DispatchRecords, options: DispatchOptions):
     dispatch = plan.existing
     if dispatch.content_hash != plan.content_hash:
         records.update_hash(dispatch, plan.content_hash)  # --force: the rest get this one
-    newly_ambiguous = records.mark_interrupted(dispatch)
+    # Rows left `sending` by runs that died (their lease ran out, or their process is
+    # gone, or it was this worker before a restart): ambiguous. Live workers' rows stay.
+    newly_ambiguous = reclaim_dead(records, dispatch, worker_id)
+    if options.worker:
+        return dispatch, newly_ambiguous
     if options.resend_ambiguous:
         records.requeue_ambiguous(dispatch)
     if options.retry_failed:
