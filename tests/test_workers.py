@@ -82,6 +82,10 @@ def sent_by(project: Path) -> dict[str, int]:
     )
 
 
+def worker_id(process: subprocess.Popen) -> str:
+    return f"{socket.gethostname()}:{process.pid}"
+
+
 def wait_until(condition, what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -101,14 +105,16 @@ def test_three_workers_two_killed_a_fresh_one_finishes_nobody_twice_nobody_missi
         )
         import_list(project, n)
         # The first run makes the dispatch (snapshot); two workers join it once it sends.
-        creator = dispatch_process(project, "--worker-id", "w-creator")
-        wait_until(lambda: sent_by(project).get("w-creator", 0) > 0, "the creator's first batch")
-        joiners = [dispatch_process(project, "--worker", "--worker-id", f"w-{i}") for i in (1, 2)]
+        # Default worker ids (host:pid): a killed one's rows need not wait for its lease.
+        creator = dispatch_process(project)
+        workers = {worker_id(creator): creator}
+        wait_until(lambda: sent_by(project).get(worker_id(creator), 0) > 0, "the first batch")
+        for _ in range(2):
+            joiner = dispatch_process(project, "--worker")
+            workers[worker_id(joiner)] = joiner
         wait_until(
-            lambda: all(sent_by(project).get(f"w-{i}", 0) > 0 for i in (1, 2)),
-            "both workers sending",
+            lambda: all(sent_by(project).get(name, 0) > 0 for name in workers), "all three sending"
         )
-        workers = {"w-creator": creator, "w-1": joiners[0], "w-2": joiners[1]}
         victims = rng.sample(sorted(workers), 2)
         for name in victims:  # at random moments, while they send
             time.sleep(rng.uniform(0.0, 1.5))
@@ -147,7 +153,7 @@ def test_three_workers_two_killed_a_fresh_one_finishes_nobody_twice_nobody_missi
 
     # `newsletter status` shows each worker's share, and they add up
     shares = sent_by(project)
-    assert set(shares) == {"w-creator", "w-1", "w-2", "w-fresh"}, shares
+    assert set(shares) == {*workers, "w-fresh"}, shares
     assert sum(shares.values()) == final["sent"]
     status = run(project, "status", str(project / ISSUE))
     assert status.exit_code == 0, status.output
