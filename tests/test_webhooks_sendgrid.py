@@ -330,14 +330,19 @@ def test_oversized_body_is_413(webhook, store) -> None:
 
 
 def test_store_failure_is_503_so_sendgrid_retries(webhook, key_pair, tmp_path) -> None:
-    store = open_store(tmp_path / "subs.db")
-    store.add("ann@example.com")
-    store.close()  # the database connection is gone: every write fails
-    status, text = post(webhook, key_pair, store, [event("spamreport", "ann@example.com", "x3")])
-    assert (status, text) == (503, "the subscriber database is unavailable; retry later\n")
-    with open_store(tmp_path / "subs.db") as again:
-        assert again.get("ann@example.com").status == "active"
-        assert again.db.execute("SELECT count(*) FROM delivery_events").fetchone()[0] == 0
+    with open_store(tmp_path / "subs.db") as store:
+        store.add("ann@example.com")
+        # Every write of an event fails, as on a full or broken disk.
+        store.db.execute(
+            "CREATE TRIGGER broken BEFORE INSERT ON delivery_events "
+            "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+        status, text = post(
+            webhook, key_pair, store, [event("spamreport", "ann@example.com", "x3")]
+        )
+        assert (status, text) == (503, "the subscriber database is unavailable; retry later\n")
+        assert store.get("ann@example.com").status == "active"
+        assert store.db.execute("SELECT count(*) FROM delivery_events").fetchone()[0] == 0
 
 
 def test_a_failing_batch_applies_nothing(webhook, key_pair, tmp_path) -> None:
