@@ -11,7 +11,7 @@ import pytest
 
 from composer.model import Entry, Issue, Link, Paragraph, Section, Text
 from composer.readers import read_issue
-from composer.render import render, theme
+from composer.render import UNSUBSCRIBE_PLACEHOLDER, render, theme
 from composer.render.text import inline_html, inline_text, is_pdf
 from composer.render.words import TABLES, UnknownLanguage, Words, language_problem, words_for
 from tests.test_render import Tags
@@ -425,3 +425,20 @@ def test_a_highlights_number_never_stands_alone_on_a_line() -> None:
     )
     assert wrap("short", tail="[1]") == "short [1]"
     assert wrap("", tail="[1]") == "[1]"
+
+
+def test_the_archive_copy_says_subscribe_in_the_newsletters_language(nov_issue, settings) -> None:
+    from composer.archive.webpage import without_subscriber
+
+    url = "https://zeitgeist.example/subscribe/"
+    for language, subscribe, unsubscribe in (
+        ("en", "Subscribe", "Unsubscribe"),
+        ("de", "Abonnieren", "Abbestellen"),
+    ):
+        sent = render(nov_issue, Variant(settings, language=language))
+        copy = without_subscriber(sent, url, language)
+        assert f'<a href="{url}"' in copy.html
+        assert f">{subscribe}</a>" in copy.html
+        assert f">{unsubscribe}</a>" not in copy.html
+        assert f"{subscribe}: {url}" in copy.text
+        assert UNSUBSCRIBE_PLACEHOLDER not in copy.html + copy.text

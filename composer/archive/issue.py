@@ -66,7 +66,7 @@ def _record_and_pages(build: IssueBuild, issue, settings, source: str, pages: bo
     if not pages:
         return record
     sent = render(issue, settings)
-    rendered = without_subscriber(sent, settings.subscribe_url)
+    rendered = without_subscriber(sent, settings.subscribe_url, settings.language)
     folder = issue_dir(issue.month)
     nav = render_template(settings, "_issue_nav.html.j2", root="../../").strip()
     build.files = {

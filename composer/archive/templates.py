@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from composer.render.text import safe_url
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "archive"
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates" / "archive"
 STATIC = "static"  # templates/archive/static/* is copied to the site's assets/
 
 

@@ -11,21 +11,27 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from composer.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
+from composer.render.words import DEFAULT_LANGUAGE, words_for
 
 ARCHIVE_RECIPIENT = "subscriber@example.com"
 _UNSUBSCRIBE_LINK = re.compile(
-    r'(<a href="' + re.escape(UNSUBSCRIBE_PLACEHOLDER) + r'"[^>]*>)\s*Unsubscribe\s*(</a>)'
+    r'(<a href="' + re.escape(UNSUBSCRIBE_PLACEHOLDER) + r'"[^>]*>)[^<]*(</a>)'
 )
 _BODY = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 
 
-def without_subscriber(rendered: Rendered, subscribe_url: str) -> Rendered:
-    """The rendered email with its unsubscribe link turned into a generic "Subscribe"."""
+def without_subscriber(
+    rendered: Rendered, subscribe_url: str, language: str = DEFAULT_LANGUAGE
+) -> Rendered:
+    """The rendered email with its unsubscribe link turned into a generic "Subscribe"
+    (in the newsletter's language)."""
+    words = words_for(language)
     href = html_lib.escape(subscribe_url, quote=True)
-    page = _UNSUBSCRIBE_LINK.sub(lambda m: m[1] + "Subscribe" + m[2], rendered.html)
+    label = html_lib.escape(words.subscribe)
+    page = _UNSUBSCRIBE_LINK.sub(lambda m: m[1] + label + m[2], rendered.html)
     page = page.replace(UNSUBSCRIBE_PLACEHOLDER, href)
     text = rendered.text.replace(
-        f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}", f"Subscribe: {subscribe_url}"
+        f"{words.unsubscribe}: {UNSUBSCRIBE_PLACEHOLDER}", f"{words.subscribe}: {subscribe_url}"
     ).replace(UNSUBSCRIBE_PLACEHOLDER, subscribe_url)
     return replace(rendered, html=page, text=text)
 

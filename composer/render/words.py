@@ -28,6 +28,7 @@ class UnknownLanguage(ComposerError):
 class Words:
     view_in_browser: str
     unsubscribe: str
+    subscribe: str  # the archive's copy: where the personal unsubscribe link was
     in_this_issue: str
     pdf: str  # the marker after a link to a PDF
     more: str  # after a highlight with links of its own: the link to its Featured entry
@@ -55,6 +56,7 @@ TABLES: dict[str, Words] = {
     "en": Words(
         view_in_browser="View in browser",
         unsubscribe="Unsubscribe",
+        subscribe="Subscribe",
         in_this_issue="In this issue",
         pdf="PDF",
         more="Read more",
@@ -79,6 +81,7 @@ TABLES: dict[str, Words] = {
     "de": Words(
         view_in_browser="Im Browser ansehen",
         unsubscribe="Abbestellen",
+        subscribe="Abonnieren",
         in_this_issue="In dieser Ausgabe",
         pdf="PDF",
         more="Weiterlesen",
@@ -103,6 +106,7 @@ TABLES: dict[str, Words] = {
     "fr": Words(
         view_in_browser="Voir dans le navigateur",
         unsubscribe="Se désabonner",
+        subscribe="S’abonner",
         in_this_issue="Dans ce numéro",
         pdf="PDF",
         more="Lire la suite",
