@@ -445,3 +445,49 @@ def test_postgresql_errors_are_one_line_without_the_password(postgres_server):
         "the subscriber database: "
     )
     assert 'database "no_such_db" does not exist' in message and "\n" not in message
+
+
+def foreign_keys(url) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE contype = 'f' "
+            "AND conrelid::regclass::text IN ('status_events', 'memberships') ORDER BY 1"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_a_bulk_import_on_postgresql_checks_foreign_keys_once_and_keeps_them(
+    tmp_path, postgres_url, monkeypatch
+):
+    import composer.store.postgres as postgres
+    import composer.subscribers.importer as importer
+
+    monkeypatch.setattr(postgres, "BULK_NEW_ROWS", 3)
+    expected = [
+        "memberships_list_id_fkey",
+        "memberships_subscriber_id_fkey",
+        "status_events_subscriber_id_fkey",
+    ]
+    rows = [(f"u{i}@example.com", "") for i in range(5)]
+    with open_store(postgres_url, clock=lambda: NOW) as store:
+        assert foreign_keys(postgres_url) == expected
+        # Killed after the merge, before the commit: the keys come back with the rollback.
+        def fail(stage):
+            if stage == "merged":
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(importer, "checkpoint", fail)
+        with pytest.raises(KeyboardInterrupt):
+            import_csv(store, write_csv(tmp_path / "a.csv", rows))
+        assert foreign_keys(postgres_url) == expected
+        assert store.table_count("subscribers") == 0
+        monkeypatch.setattr(importer, "checkpoint", lambda stage: None)
+        report = import_csv(store, write_csv(tmp_path / "a.csv", rows))
+        assert report.added == 5
+        assert foreign_keys(postgres_url) == expected
+        assert all(s.lists == ("zeitgeist",) for s in store.iter_subscribers())
+        assert [len(store.history(s.id)) for s in store.iter_subscribers()] == [1] * 5
+        store.forget("u0@example.com")  # the cascade still works
+        assert store.table_count("status_events") == 4

@@ -302,9 +302,11 @@ class SqlStore:
             rows = self._all(
                 "SELECT s.id, s.email, s.name, s.token FROM memberships m "
                 "JOIN subscribers s ON s.id = m.subscriber_id "
-                "WHERE m.list_id = ? AND m.subscriber_id > ? AND s.status = ? "
+                # s.id > ? too: said twice, the planner starts both index scans at the
+                # last id (PostgreSQL otherwise reads subscribers from the start each time).
+                "WHERE m.list_id = ? AND m.subscriber_id > ? AND s.id > ? AND s.status = ? "
                 "ORDER BY m.subscriber_id LIMIT ?",
-                (list_id, last, status, batch_size),
+                (list_id, last, last, status, batch_size),
             )
             if not rows:
                 return

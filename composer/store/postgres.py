@@ -257,6 +257,36 @@ class PostgresStore(SqlStore):
         return []  # the server enforces its constraints as rows arrive
 
 
+# From this many new subscribers on, an import checks the foreign keys of their history
+# and memberships once, set-based, instead of once per row (see _drop_foreign_keys).
+BULK_NEW_ROWS = 100_000
+_REFERRERS = ("status_events", "memberships")
+
+
+def _drop_foreign_keys(conn) -> list[tuple[str, str, str]]:
+    """Drop the foreign keys of status_events and memberships inside the import's
+    transaction (PostgreSQL's DDL is transactional: a failed or killed import restores
+    them). Per row, each check also locks the subscriber row it names, which for a million
+    new subscribers costs more than inserting them; one validation at the end costs
+    seconds. The price: these tables and subscribers are locked for reading too until the
+    import commits (seconds), where a smaller import only keeps other writers waiting."""
+    constraints = conn.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+        "FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY(%s::regclass[]) "
+        "ORDER BY conname",
+        (list(_REFERRERS),),
+    ).fetchall()
+    for table, name, _ in constraints:
+        conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    return constraints
+
+
+def _restore_foreign_keys(conn, constraints: list[tuple[str, str, str]]) -> None:
+    """Add them back; PostgreSQL validates every row in one scan (an error rolls back)."""
+    for table, name, definition in constraints:
+        conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+
+
 class _Staging:
     """COPY into a temporary table (duplicates and all), then one row per address."""
 
@@ -373,6 +403,10 @@ class _Staging:
             "SELECT %(list)s, sub_id, %(now)s FROM import_rows WHERE sub_id IS NOT NULL "
             "ON CONFLICT DO NOTHING"
         )
+        new_rows = scalar("SELECT count(*) FROM import_rows WHERE sub_id IS NULL")
+        bulk = new_rows >= BULK_NEW_ROWS
+        if bulk:
+            constraints = _drop_foreign_keys(conn)
         added = scalar(
             "WITH new AS (INSERT INTO subscribers (email, email_key, name, status, status_at, "
             "status_how, source, token, created_at) "
@@ -384,6 +418,8 @@ class _Staging:
             "SELECT %(list)s, id, %(now)s FROM new) "
             "SELECT count(*) FROM new"
         )
+        if bulk:
+            _restore_foreign_keys(conn, constraints)
         # Fresh statistics: a list that grew tenfold must not be read with the old plans
         # (a dispatch or a stream right after the import would scan it).
         conn.execute("ANALYZE subscribers")
