@@ -30,7 +30,7 @@ from tests.test_dispatch import ISSUE, ROOT, counts, make_project, run
 
 DB = ("subscribers", "subscribers.db")
 CONNECTIONS = 4
-BATCH = CONNECTIONS * 16  # SmtpSender.dispatch_batch_size
+BATCH = CONNECTIONS * 32  # SmtpSender.dispatch_batch_size
 
 
 def import_list(project: Path, n: int) -> None:
