@@ -442,12 +442,19 @@ class SqlStore:
     ) -> Subscriber:
         return self.set_status(who, "complained", how=how, source=source)
 
-    def _set_status(self, sub_id: int, status: str, how: str, source: str) -> None:
-        self._run(
-            "UPDATE subscribers SET status = ?, status_at = ?, status_how = ? WHERE id = ?",
-            (status, self.clock(), how, sub_id),
+    def _set_status(self, sub_id: int, status: str, how: str, source: str) -> bool:
+        """Whether the status changed. `status <> ?` because two processes (two service
+        replicas on PostgreSQL) may both have read the old status: the second UPDATE waits
+        for the first to commit, then re-reads the row, changes nothing and records no
+        second event."""
+        changed = self._run(
+            "UPDATE subscribers SET status = ?, status_at = ?, status_how = ? "
+            "WHERE id = ? AND status <> ?",
+            (status, self.clock(), how, sub_id, status),
         )
-        self._event(sub_id, status, how, source)
+        if changed:
+            self._event(sub_id, status, how, source)
+        return bool(changed)
 
     def _event(self, sub_id: int, status: str, how: str, source: str) -> None:
         self._run(
@@ -562,9 +569,11 @@ class SqlStore:
                     "ON CONFLICT DO NOTHING",
                     (self.list_id(list_name), sub_id, now),
                 )
+                # confirmed_at IS NULL: a replica confirming the same link at the same
+                # moment keeps the first confirmation's evidence.
                 self._run(
                     "UPDATE consents SET confirmed_at = ?, confirm_ip = ?, confirm_user_agent = ? "
-                    "WHERE nonce = ?",
+                    "WHERE nonce = ? AND confirmed_at IS NULL",
                     (now, ip, user_agent, nonce),
                 )
                 key = self._one("SELECT email_key FROM subscribers WHERE id = ?", (sub_id,))[0]
@@ -587,8 +596,9 @@ class SqlStore:
             sub = self.get_by_token(token)
             if sub is None:
                 raise UnknownSubscriber("no subscriber has this unsubscribe token")
-            if sub.status == "unsubscribed":
-                self._set_status(sub.id, "active", "re-subscribed from the unsubscribe page", form)
+            if sub.status == "unsubscribed" and self._set_status(
+                sub.id, "active", "re-subscribed from the unsubscribe page", form
+            ):
                 now = self.clock()
                 self._run(
                     "INSERT INTO consents (subscriber_id, list_name, nonce, form, wording, "
@@ -673,19 +683,24 @@ class SqlStore:
         requests that arrive together, so one commit, one fsync, serves them all). Each
         token's status afterwards, None for a token no subscriber has. Someone who bounced
         or complained keeps that status."""
-        results: list[str | None] = []
+        results: dict[str, str | None] = {}
         with self.transaction():
-            for token in tokens:
+            # In token order: two replicas' batches then lock their common rows in the same
+            # order, so they wait for each other instead of deadlocking (PostgreSQL).
+            for token in sorted(set(tokens)):
                 row = self._one("SELECT id, status FROM subscribers WHERE token = ?", (token,))
                 if row is None:
-                    results.append(None)
+                    results[token] = None
                     continue
                 sub_id, status = row
                 if status in ("active", PENDING):
-                    self._set_status(sub_id, "unsubscribed", how, source)
-                    status = "unsubscribed"
-                results.append(status)
-        return results
+                    if self._set_status(sub_id, "unsubscribed", how, source):
+                        status = "unsubscribed"
+                    else:  # another process changed it first
+                        status = self._one("SELECT status FROM subscribers WHERE id = ?", (sub_id,))
+                        status = status[0] if status else None
+                results[token] = status
+        return [results[token] for token in tokens]
 
     def _days_ago(self, days: float) -> str:
         now = datetime.strptime(self.clock(), "%Y-%m-%dT%H:%M:%SZ")
@@ -716,7 +731,7 @@ class SqlStore:
                 status, effect = decide(event, sub.status if sub else None, soft)
                 changed = sub is not None and status is not None and status != sub.status
                 if changed:
-                    self._set_status(sub.id, status, event.how, event.source)
+                    changed = self._set_status(sub.id, status, event.how, event.source)
                 self._run("UPDATE delivery_events SET effect = ? WHERE id = ?", (effect, row_id))
                 results.append(Applied(event, sub_id, effect, changed, False))
         return results
