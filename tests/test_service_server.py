@@ -73,10 +73,20 @@ class ServiceProcess:
         return self.process.returncode
 
 
-@pytest.fixture
-def home(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def home(request, tmp_path, monkeypatch):
+    """A newsletter folder; its list in a SQLite file, then on a real PostgreSQL database
+    (NEWSLETTER_DATABASE, which the server process inherits, wins over newsletter.yaml)."""
     write_settings(tmp_path)
+    if request.param == "postgresql":
+        monkeypatch.setenv("NEWSLETTER_DATABASE", request.getfixturevalue("postgres_url"))
     return tmp_path
+
+
+@pytest.fixture
+def database(home):
+    """Where the server's list lives: the SQLite file, or the PostgreSQL URL."""
+    return os.environ.get("NEWSLETTER_DATABASE") or home / "subscribers" / "subscribers.db"
 
 
 @pytest.fixture
@@ -117,8 +127,8 @@ def gmail_one_click(url: str):
     )
 
 
-def test_one_click_against_the_real_server(home, server):
-    db = home / "subscribers" / "subscribers.db"
+def test_one_click_against_the_real_server(home, database, server):
+    db = database
     with open_store(db) as store:
         ann = store.add("ann@example.com", "Ann").subscriber
         bob = store.add("bob@example.com", "Bob").subscriber
@@ -174,7 +184,7 @@ def test_one_click_against_the_real_server(home, server):
     assert "Traceback" not in log
 
 
-def test_sendgrid_webhook_through_the_real_server(home):
+def test_sendgrid_webhook_through_the_real_server(home, database):
     from tests.test_webhooks_sendgrid import event, key_pair, sign
 
     private, public = key_pair.__wrapped__()
@@ -182,7 +192,7 @@ def test_sendgrid_webhook_through_the_real_server(home):
     settings_file.write_text(
         settings_file.read_text() + f"sendgrid:\n  webhook_public_key: {public}\n"
     )
-    db = home / "subscribers" / "subscribers.db"
+    db = database
     with open_store(db) as store:
         ann = store.add("ann@example.com").subscriber
     server = ServiceProcess(home)
@@ -204,8 +214,8 @@ def test_sendgrid_webhook_through_the_real_server(home):
         assert server.stop() == 0
 
 
-def test_the_server_purges_expired_sign_ups_on_its_schedule(home):
-    db = home / "subscribers" / "subscribers.db"
+def test_the_server_purges_expired_sign_ups_on_its_schedule(home, database):
+    db = database
     with open_store(db) as store:
         for address in ("old@example.com", "new@example.com"):
             store.request_signup(address, form="test", wording="w", version="1")
