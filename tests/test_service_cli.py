@@ -18,10 +18,13 @@ NOW = "2025-06-01T12:00:00Z"
 FORM = dict(form="/subscribe/ (web form)", wording="Yes, send it.", version="3")
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def home(request, tmp_path, monkeypatch):
+    """The list in a SQLite file, then on a real PostgreSQL database (NEWSLETTER_DATABASE)."""
     monkeypatch.setattr("composer.subscribers.store.utc_now", lambda: NOW)
     shutil.copy(FIXTURES / "newsletter.yaml", tmp_path / "newsletter.yaml")
+    if request.param == "postgresql":
+        monkeypatch.setenv("NEWSLETTER_DATABASE", request.getfixturevalue("postgres_url"))
     return tmp_path
 
 
@@ -42,7 +45,7 @@ def store(home, run):
     from composer.settings import load_settings
 
     settings = load_settings(home / "newsletter.yaml")
-    with open_store(settings.subscribers_database, settings.default_list) as s:
+    with open_store(settings.database, settings.default_list) as s:
         yield s
 
 
