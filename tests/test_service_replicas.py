@@ -189,3 +189,66 @@ def test_a_confirmation_sent_to_both_replicas_is_recorded_once(database, replica
     for replica in replicas:
         assert replica.stop() == 0
         assert "Traceback" not in replica.log.read_text()
+
+
+def test_a_one_click_batch_that_deadlocks_with_another_process_is_tried_again(database):
+    """Another process (a replica's webhook, an operator) holds a row the writer's batch
+    needs and then waits for one the batch holds: PostgreSQL aborts one transaction. The
+    writer's batch is tried again, so its requests still get their 200."""
+    import psycopg
+
+    from composer.service.oneclick import OneClickWriter
+
+    url, store = database
+    warm, first, second = sorted(
+        (store.add(f"{name}@example.com").subscriber for name in ("cy", "ann", "bob")),
+        key=lambda sub: sub.token,
+    )
+    opened = threading.Event()
+
+    def factory():
+        opened.wait(10)  # holds the warm-up batch until the next two requests are queued
+        return open_store(url)
+
+    writer = OneClickWriter(factory)
+    results: dict[str, object] = {}
+
+    def unsubscribe(sub):
+        try:
+            results[sub.email] = writer.unsubscribe(sub.token)
+        except Exception as exc:  # what the request would answer 503 for
+            results[sub.email] = exc
+
+    other = psycopg.connect(url)  # a transaction in another process's place
+    threads = [threading.Thread(target=unsubscribe, args=(warm,))]
+    threads[0].start()
+    time.sleep(0.3)  # the writer took the warm-up request alone and waits for its store
+    other.execute("UPDATE subscribers SET name = 'other' WHERE id = %s", (second.id,))
+    for sub in (first, second):
+        threads.append(threading.Thread(target=unsubscribe, args=(sub,)))
+        threads[-1].start()
+    time.sleep(0.3)
+    opened.set()  # the warm-up commits; then one batch [first, second] waits for `second`
+    with psycopg.connect(url, autocommit=True) as watch:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            waiting = watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.05)
+        assert waiting == 1
+    time.sleep(0.3)
+    other.execute("UPDATE subscribers SET name = 'other' WHERE id = %s", (first.id,))  # cycle
+    other.rollback()
+    other.close()
+    for thread in threads:
+        thread.join(30)
+    assert results == {sub.email: "unsubscribed" for sub in (warm, first, second)}
+    assert writer.failures == 1  # PostgreSQL aborted the writer's first attempt
+    for sub in (warm, first, second):
+        assert events_of(url, sub.id) == [
+            ("active", "added"),
+            ("unsubscribed", "one-click (RFC 8058)"),
+        ]

@@ -6,6 +6,11 @@ service near 100 a second on an ordinary disk. One writer thread instead takes e
 request waiting in the queue, applies them all in one transaction (store.unsubscribe_tokens)
 and then wakes each request: under load a single commit serves hundreds; alone, a request
 waits for nothing but its own commit. The answer still leaves only after the commit.
+
+A batch that fails is tried once more on a new store before its requests get a 503: with
+two replicas on one PostgreSQL, another process's transaction can deadlock with it (the
+server then aborts one of them), and a pooled connection can drop; the batch was rolled
+back whole, and unsubscribing twice changes nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 from collections.abc import Callable
 
 MAX_BATCH = 500
+ATTEMPTS = 2  # a failed batch is tried once more (see the module docstring)
 HOW, SOURCE = "one-click (RFC 8058)", "List-Unsubscribe-Post"
 
 
@@ -39,6 +45,7 @@ class OneClickWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.batches = 0  # how many commits (for tests and the bench)
+        self.failures = 0  # how many failed attempts (each rolled back whole)
 
     def unsubscribe(self, token: str, timeout: float = 30.0) -> str | None:
         """The subscriber's status once the unsubscribe is committed (None: unknown token).
@@ -72,21 +79,33 @@ class OneClickWriter:
                 except queue.Empty:
                     break
             try:
-                if store is None:
-                    store = self.store_factory()
-                results = store.unsubscribe_tokens([r.token for r in batch], how=HOW, source=SOURCE)
-                for request, result in zip(batch, results, strict=True):
-                    request.result = result
-                self.batches += 1
-            except Exception as exc:  # every request of the batch gets a 503, none a 200
-                for request in batch:
-                    request.error = exc
-                if store is not None:
+                for attempt in range(1, ATTEMPTS + 1):
                     try:
-                        store.close()
-                    except Exception:
-                        pass
-                    store = None
+                        if store is None:
+                            store = self.store_factory()
+                        tokens = [r.token for r in batch]
+                        results = store.unsubscribe_tokens(tokens, how=HOW, source=SOURCE)
+                    except Exception as exc:
+                        self.failures += 1
+                        store = _closed(store)
+                        if attempt == ATTEMPTS:  # every request of the batch gets a 503
+                            for request in batch:
+                                request.error = exc
+                    else:
+                        for request, result in zip(batch, results, strict=True):
+                            request.result = result
+                        self.batches += 1
+                        break
             finally:
                 for request in batch:
                     request.done.set()
+
+
+def _closed(store) -> None:
+    """Close a store after a failure (its connection may be gone); None."""
+    if store is not None:
+        try:
+            store.close()
+        except Exception:
+            pass
+    return None
