@@ -154,6 +154,40 @@ def test_a_one_click_unsubscribe_sent_to_both_replicas_is_recorded_once(database
     assert events_of(url, bob.id) == [("active", "added")]
 
 
+def test_the_page_buttons_pressed_on_both_replicas_are_recorded_once(database, replicas):
+    """The unsubscribe page's button, then its Subscribe again, each sent to both."""
+    url, store = database
+    ann = store.add("ann@example.com").subscriber
+    path = f"/unsubscribe/?token={Signer(SECRET).sign(ann.token)}"
+    status, _, body = request(replicas[1].base + path)
+    found = re.search(rb'name="csrf_token" value="([^"]+)"', body)
+    assert status == 200 and found, body
+
+    def press(action: bytes):
+        def send(replica):
+            return request(
+                replica.base + path,
+                data=b"csrf_token=" + found.group(1) + action,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                method="POST",
+            )
+
+        return send
+
+    answers = at_once(replicas, press(b""))
+    assert [status for status, _, _ in answers] == [200] * len(answers), answers
+    assert all(b"<h1>You are unsubscribed</h1>" in body for _, _, body in answers)
+    answers = at_once(replicas, press(b"&action=resubscribe"))
+    assert [status for status, _, _ in answers] == [200] * len(answers), answers
+    assert all(b"<h1>Welcome back</h1>" in body for _, _, body in answers)
+    assert events_of(url, ann.id) == [
+        ("active", "added"),
+        ("unsubscribed", "unsubscribe page"),
+        ("active", "re-subscribed from the unsubscribe page"),
+    ]
+    assert len(store.consents(ann.id)) == 1
+
+
 def test_a_confirmation_sent_to_both_replicas_is_recorded_once(database, replicas):
     url, store = database
     signup = store.request_signup("new@example.com", form="test form", wording="w", version="1")
