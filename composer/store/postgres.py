@@ -325,12 +325,16 @@ class _Staging:
         given), as SQLite's primary key makes it; how many distinct addresses wait."""
         self._end_copy()
         conn = self.conn
+        # Who is already known is looked up here, in the same pass (a temporary table's
+        # buffers are small: updating a million of its rows later costs far more); the
+        # merge only corrects what changed meanwhile.
         conn.execute(
-            "CREATE TEMP TABLE import_rows AS SELECT email_key, "
-            "(array_agg(email ORDER BY row))[1] AS email, "
+            "CREATE TEMP TABLE import_rows AS SELECT g.*, s.id AS sub_id, false AS resub "
+            "FROM (SELECT email_key, (array_agg(email ORDER BY row))[1] AS email, "
             "coalesce((array_agg(name ORDER BY row) FILTER (WHERE name <> ''))[1], '') AS name, "
-            "min(row) AS row, min(token) AS token, min(fhash) AS fhash, "
-            "NULL::bigint AS sub_id, false AS resub FROM import_raw GROUP BY email_key"
+            "min(row) AS row, min(token) AS token, min(fhash) AS fhash "
+            "FROM import_raw GROUP BY email_key) g "
+            "LEFT JOIN subscribers s ON s.email_key = g.email_key"
         )
         conn.execute("DROP TABLE import_raw")
         conn.execute("ALTER TABLE import_rows ADD PRIMARY KEY (email_key)")
@@ -351,9 +355,14 @@ class _Staging:
         # As SQLite's write lock: no other writer between reading the list and the commit.
         conn.execute("LOCK TABLE subscribers IN SHARE ROW EXCLUSIVE MODE")
         distinct = scalar("SELECT count(*) FROM import_rows")
+        # Staging looked the addresses up before this lock: catch up with what changed.
         run(
             "UPDATE import_rows i SET sub_id = s.id FROM subscribers s "
-            "WHERE s.email_key = i.email_key"
+            "WHERE i.sub_id IS NULL AND s.email_key = i.email_key"
+        )
+        run(
+            "UPDATE import_rows i SET sub_id = NULL WHERE i.sub_id IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM subscribers s WHERE s.id = i.sub_id)"
         )
         suppressed = resubscribed = forgotten = 0
         if resubscribe:
