@@ -145,8 +145,9 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def run(cmd: list[str], cwd: Path) -> tuple[float, float, float, str]:
-    """Run `cmd`: (seconds, its ru_maxrss in MB, peak RSS of it + children sampled, stdout)."""
+def run(cmd: list[str], cwd: Path) -> tuple[float, float, float, str, float]:
+    """Run `cmd`: (seconds, its ru_maxrss in MB, peak RSS of it + children sampled, stdout,
+    CPU seconds of it and the children it waited for)."""
     start = time.perf_counter()
     out_file = tempfile.TemporaryFile("w+")
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=out_file, text=True)
@@ -163,7 +164,7 @@ def run(cmd: list[str], cwd: Path) -> tuple[float, float, float, str]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out}")
-    return seconds, usage.ru_maxrss / 1024, peak, out
+    return seconds, usage.ru_maxrss / 1024, peak, out, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -200,7 +201,7 @@ def main() -> int:
     if args.workers is not None:
         os.environ["COMPOSER_BENCH_WORKERS"] = str(args.workers)
         importing = [sys.executable, "-c", IMPORT_WITH_WORKERS, str(db), str(csv_path)]
-    seconds, mb, tree, text = run(importing, ROOT)
+    seconds, mb, tree, text, cpu = run(importing, ROOT)
     print("\n".join(line for line in text.splitlines() if not line.startswith("row ")))
     ok = seconds < IMPORT_SECONDS and max(mb, tree) < IMPORT_MB
     print(
@@ -211,23 +212,25 @@ def main() -> int:
     plain_db = out / "plain.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{plain_db}{suffix}").unlink(missing_ok=True)
-    plain_s, plain_mb, _, plain_out = run(
+    plain_s, plain_mb, _, plain_out, plain_cpu = run(
         [sys.executable, "-c", PLAIN, str(plain_db), str(csv_path)], ROOT
     )
     plain_rows, plain_inner = plain_out.split()
     print(
         f"PLAIN SQL (same writes, no validation) {plain_s:.1f} s wall ({plain_inner} s "
         f"reading and writing, {int(plain_rows):,} rows), peak RSS {plain_mb:.0f} MB; "
-        f"import / plain = {seconds / plain_s:.2f}x (target <= 1.5x)"
+        f"import / plain = {seconds / plain_s:.2f}x wall (target <= 1.5x); CPU {cpu:.1f} s "
+        f"(with its checker workers) / {plain_cpu:.1f} s = {cpu / plain_cpu:.2f}x"
     )
-    seconds2, mb2, tree2, _ = run(importing, ROOT)
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores)")
+    seconds2, mb2, tree2, _, _ = run(importing, ROOT)
     print(
         f"REIMPORT (all unchanged) {seconds2:.1f} s wall; peak RSS {mb2:.0f} MB (ru_maxrss), "
         f"{tree2:.0f} MB with workers"
     )
     print(f"db: {db.stat().st_size / 2**20:.0f} MB")
 
-    seconds, mb, _, text = run([sys.executable, "-c", STREAM, str(db)], ROOT)
+    seconds, mb, _, text, _ = run([sys.executable, "-c", STREAM, str(db)], ROOT)
     count, inner, samples = text.split(maxsplit=2)
     print(
         f"STREAM  {count} active recipients in {seconds:.1f} s wall ({inner} s iterating), "
