@@ -502,6 +502,7 @@ class Compared:
     dispatch: Run
     dry_cpu: float  # a dry run's CPU seconds: start-up, check, render, plan
     load: tuple[float, float]  # 1-minute load average before and after
+    source_rates: tuple[float, float] = (0.0, 0.0)  # smtp-source before, after the dispatch
 
     def rate(self, run: Run) -> float:
         return self.n / run.seconds
@@ -522,10 +523,15 @@ def side_by_side(
     ]
     loop_cmd = [PYTHON, "-c", SMTPLIB_LOOP, "127.0.0.1", str(sink.port), str(n), str(k), str(eml)]
     runs = {}
-    for name, cmd in (("source", source_cmd), ("loop", loop_cmd)):
+
+    def outside(name: str, cmd: list[str]) -> None:
         runs[name] = measure(cmd, ROOT)
         taken = sink.stats()["messages"]
         assert taken == n, f"{name}: the sink took {taken} of {n}"
+
+    # smtp-source before and after the dispatch (the ratio is to their mean): the load of
+    # a shared machine drifts during a run, and both sides should see the same drift.
+    outside("source", source_cmd)
     result = run_one(
         sink,
         "smtp-sink",
@@ -537,22 +543,28 @@ def side_by_side(
         "smtp",
     )
     runs["dispatch"] = Run(result.wall, result.cpu, result.maxrss_mb, result.hwm_mb, "")
+    outside("source after", source_cmd)
+    outside("loop", loop_cmd)
+    before, after = runs["source"], runs["source after"]
+    source = Run((before.seconds + after.seconds) / 2, (before.cpu + after.cpu) / 2, 0, 0, "")
     compared = Compared(
         n,
         k,
         size,
-        runs["source"],
+        source,
         runs["loop"],
         runs["dispatch"],
         DRY_CPU[0],
         (load_before, os.getloadavg()[0]),
+        (n / before.seconds, n / after.seconds),
     )
     return compared, result
 
 
 COMPARE_HEADER = (
     "| recipients | dispatch / smtp-source | dispatch / smtplib loop "
-    "| smtp-source msg/s | smtplib loop msg/s | dispatch msg/s | CPU ms/msg: smtp-source, "
+    "| smtp-source msg/s (before, after) | smtplib loop msg/s | dispatch msg/s "
+    "| CPU ms/msg: smtp-source, "
     "smtplib loop, dispatch (sending only) | load before, after |\n"
     "| ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
 )
@@ -563,7 +575,8 @@ def compare_row(c: Compared) -> str:
     sending_ms = (d.cpu - c.dry_cpu) / c.n * 1000
     return (
         f"| {c.n:,} | **{c.rate(d) / c.rate(c.source):.2f}** | {c.rate(d) / c.rate(c.loop):.2f} "
-        f"| {c.rate(c.source):,.0f} | {c.rate(c.loop):,.0f} | {c.rate(d):,.0f} "
+        f"| {c.rate(c.source):,.0f} ({c.source_rates[0]:,.0f}, {c.source_rates[1]:,.0f}) "
+        f"| {c.rate(c.loop):,.0f} | {c.rate(d):,.0f} "
         f"| {c.cpu_ms(c.source):.3f}, {c.cpu_ms(c.loop):.3f}, {c.cpu_ms(d):.3f} "
         f"({sending_ms:.3f}) | {c.load[0]:.1f}, {c.load[1]:.1f} |"
     )
@@ -571,12 +584,13 @@ def compare_row(c: Compared) -> str:
 
 COMPARE_LEGEND = """\
 Each row: Postfix's `smtp-source -d -s K -l SIZE -m N` (K sessions, each reused; SIZE the
-dispatch's message size), then a plain smtplib loop (K threads, `sendmail()` of the same
-prebuilt message), then the whole `newsletter dispatch --yes` process (start-up, checks,
-render, plan, send, report), one after the other to the same smtp-sink. msg/s = N / wall
-time of the process. CPU = user + system of that process over N; for dispatch, in
-parentheses, less a dry run's CPU (start-up, check, render, plan). Load: the machine's
-1-minute load average (2 cores) before and after the row."""
+dispatch's message size), then the whole `newsletter dispatch --yes` process (start-up,
+checks, render, plan, send, report), then smtp-source again (its rate is the mean of the
+two), then a plain smtplib loop (K threads, `sendmail()` of the same prebuilt message),
+one after the other to the same smtp-sink. msg/s = N / wall time of the process. CPU =
+user + system of that process over N; for dispatch, in parentheses, less a dry run's CPU
+(start-up, check, render, plan). Load: the machine's 1-minute load average (2 cores)
+before and after the row."""
 
 
 # -- report ------------------------------------------------------------------------------------
