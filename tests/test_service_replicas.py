@@ -225,7 +225,7 @@ def test_a_confirmation_sent_to_both_replicas_is_recorded_once(database, replica
         assert "Traceback" not in replica.log.read_text()
 
 
-def test_a_one_click_batch_that_deadlocks_with_another_process_is_tried_again(database):
+def test_a_one_click_batch_that_deadlocks_with_another_process_is_tried_again(database, caplog):
     """Another process (a replica's webhook, an operator) holds a row the writer's batch
     needs and then waits for one the batch holds: PostgreSQL aborts one transaction. The
     writer's batch is tried again, so its requests still get their 200."""
@@ -281,6 +281,9 @@ def test_a_one_click_batch_that_deadlocks_with_another_process_is_tried_again(da
         thread.join(30)
     assert results == {sub.email: "unsubscribed" for sub in (warm, first, second)}
     assert writer.failures == 1  # PostgreSQL aborted the writer's first attempt
+    [warning] = [r.getMessage() for r in caplog.records if r.name.endswith("oneclick")]
+    assert warning.startswith("one-click batch of 2 not committed, trying again: ")
+    assert "deadlock detected" in warning
     for sub in (warm, first, second):
         assert events_of(url, sub.id) == [
             ("active", "added"),

@@ -15,12 +15,14 @@ back whole, and unsubscribing twice changes nothing.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
 
 MAX_BATCH = 500
 ATTEMPTS = 2  # a failed batch is tried once more (see the module docstring)
+log = logging.getLogger("composer.service.oneclick")
 HOW, SOURCE = "one-click (RFC 8058)", "List-Unsubscribe-Post"
 
 
@@ -91,6 +93,12 @@ class OneClickWriter:
                         if attempt == ATTEMPTS:  # every request of the batch gets a 503
                             for request in batch:
                                 request.error = exc
+                        else:  # the store's messages never hold a password
+                            log.warning(
+                                "one-click batch of %d not committed, trying again: %s",
+                                len(batch),
+                                exc,
+                            )
                     else:
                         for request, result in zip(batch, results, strict=True):
                             request.result = result
