@@ -314,3 +314,45 @@ def test_a_restarted_worker_takes_its_own_rows_as_interrupted(tmp_path, who) -> 
         )
         records.claim(dispatch, 3)
         assert reclaim_dead(records, dispatch, "w-again") == 3
+
+
+def test_a_batch_slower_than_its_lease_keeps_its_lease(tmp_path) -> None:
+    """A send that outlasts the lease (a slow relay): the lease is renewed while it is in
+    flight, so what other claimers do first (expire run-out leases) takes nothing."""
+    import threading
+
+    from composer.render.stage import check_and_render
+    from composer.senders.outbox import OutboxSender
+    from composer.settings import load_settings
+
+    class SlowOutbox(OutboxSender):
+        def send_batch(self, template, recipients):
+            time.sleep(2.0)  # four leases of 0.5 s
+            return super().send_batch(template, recipients)
+
+    project = make_project(tmp_path, 6)
+    settings = load_settings(project / "newsletter.yaml")
+    options = DispatchOptions(batch_size=3, lease_seconds=0.5, worker_id="w-slow")
+    reports = []
+
+    def run_dispatch() -> None:
+        with open_store(project.joinpath(*DB)) as store:
+            plan = prepare(check_and_render(project / ISSUE, settings), settings, store, options)
+            reports.append(deliver(plan, settings, store, options, sender=SlowOutbox(settings)))
+
+    sender_thread = threading.Thread(target=run_dispatch)
+    sender_thread.start()
+    taken = []
+    with open_store(project.joinpath(*DB)) as other:
+        deadline = time.monotonic() + 60
+        while not other.dispatches() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        dispatch = other.dispatches()[-1]
+        while sender_thread.is_alive():
+            time.sleep(0.3)
+            taken.append(other.mark_interrupted(dispatch, expired_only=True))
+    sender_thread.join()
+    assert len(taken) >= 5  # looked often while the batches were in flight
+    assert sum(taken) == 0
+    (report,) = reports
+    assert report.counts["sent"] == 6 and report.counts["ambiguous"] == 0

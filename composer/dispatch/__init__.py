@@ -334,8 +334,10 @@ class _Courier:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="batch")
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.pool.shutdown(wait=True)
+    def __exit__(self, kind, *exc) -> None:
+        # A second Ctrl-C (KeyboardInterrupt) or a crash: go at once, as before the
+        # courier; the batch in flight stays `sending` (ambiguous on the next run).
+        self.pool.shutdown(wait=kind is None, cancel_futures=True)
 
     def send(self, batch, *, every: float, renew: Callable[[], object]):
         from concurrent.futures import TimeoutError as Pending
