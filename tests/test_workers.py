@@ -234,6 +234,11 @@ def test_a_worker_joins_and_finishes_what_the_first_run_left(tmp_path, monkeypat
     assert "    w-2: sent 20, failed 0, ambiguous 0, sending 0\n" in result.output
     files = list((project / "outbox" / "2025-05").glob("*.eml"))
     assert len(files) == 30
+    table = run(project, "status").output.splitlines()
+    header = next(line for line in table if "to send" in line)
+    row = next(line for line in table if "2025-05" in line)
+    assert header.split("┃")[-2].strip() == "workers"
+    assert row.split("│")[-2].strip() == "2"
 
 
 def test_a_batch_held_elsewhere_is_waited_for_then_ambiguous_never_resent(tmp_path) -> None:

@@ -199,6 +199,9 @@ def _syncs(settings, store, allow_stale: bool) -> None:
 def status(ctx: click.Context, path: Path | None) -> None:
     """Show dispatch reports: every dispatch, or the ones of the issue at PATH.
 
+    With PATH, a dispatch that several workers sent shows each worker's share (worker
+    id: sent, failed, ambiguous, still sending); the table counts its workers.
+
     \b
     Examples:
       newsletter status
@@ -355,6 +358,7 @@ def _table(records, dispatches) -> None:
         "skipped",
         "ambiguous",
         "to send",
+        "workers",
     )
     from composer.dispatch import report_for
 
@@ -373,6 +377,7 @@ def _table(records, dispatches) -> None:
             f"{c['skipped']:,}",
             f"{c['ambiguous']:,}",
             f"{report.outstanding:,}",
+            str(sum(1 for worker in report.workers if worker)),
         )
     console = Console()
     if not console.is_terminal:
