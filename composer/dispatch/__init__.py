@@ -248,7 +248,8 @@ def deliver(
         list_id=f"{plan.list_name}.{settings.sender_domain}",
     )
     # One creator at a time on a SQLite file (two would each make a dispatch); workers only
-    # join one. PostgreSQL: the dispatch row is made in one transaction, checked after.
+    # join one. PostgreSQL: a file lock would not span machines; _start's check that no
+    # dispatch began meanwhile is what stands between two creators there.
     database = settings.database
     lock = (
         _exclusive(database.path)
