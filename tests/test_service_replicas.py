@@ -2,8 +2,9 @@
 one PostgreSQL must not apply an event twice"). Two real `newsletter serve` processes,
 started the way production starts them, get the same requests at the same moment: a
 signed SendGrid batch (a replay across replicas), a one-click unsubscribe as Gmail sends
-it, the button of a sign-up confirmation. Each effect must be recorded exactly once, and
-every request answered 200."""
+it, the unsubscribe page's buttons, the button of a sign-up confirmation. Each effect must
+be recorded exactly once, every request answered 200, and no replica log a traceback. And
+a one-click batch that PostgreSQL aborts in a real deadlock is tried again."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def replicas(tmp_path, database, key_pair):
     finally:
         for service in started:
             service.stop()
+    for service in started:
+        assert "Traceback" not in service.log.read_text()
 
 
 @pytest.fixture(scope="module")
