@@ -129,8 +129,8 @@ class SqlStore:
     _one, _all, _run, _many, _insert, transaction, import_staging and _lock_suffix."""
 
     kind = "sql"
-    # The aggregate that joins a subscriber's list names ("a b c").
-    GROUP_CONCAT = "group_concat(l.name, ' ')"
+    # The aggregate that joins a subscriber's list names ("a b c"): each backend's own.
+    GROUP_CONCAT = ""
     # Appended to claim's candidate SELECT: PostgreSQL's row locks (SQLite: the write lock).
     CLAIM_LOCK = ""
     location = ""
@@ -832,9 +832,6 @@ class SqlStore:
     def import_staging(self) -> AbstractContextManager[ImportStaging]:
         """A staging area for one import (see ImportStaging); dropped when it closes."""
         raise NotImplementedError
-
-    def _merge_counts(self, list_id: int) -> None:  # pragma: no cover - documentation
-        """Both backends merge with the same rules (composer/subscribers/importer.py)."""
 
     # -- the dispatch ledger (composer/dispatch) ------------------------------------------
 

@@ -43,6 +43,7 @@ class SQLiteStore(SqlStore):
     of composer calls the store's methods."""
 
     kind = "sqlite"
+    GROUP_CONCAT = "group_concat(l.name, ' ')"
 
     def __init__(self, path: Path, default_list: str, clock: Callable[[], str]) -> None:
         super().__init__(default_list, clock)
