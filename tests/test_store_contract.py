@@ -16,6 +16,7 @@ from composer.store import open_store
 from composer.store.base import MIGRATION_NAMES
 from composer.store.copy import CopyRefused, copy_store
 from composer.subscribers import AlreadySuppressed, DatabaseError, import_csv
+from composer.subscribers.errors import DispatchBegunMeanwhile
 from composer.subscribers.importer import StrictImportFailed
 
 NOW = "2025-06-01T12:00:00Z"
@@ -229,6 +230,57 @@ class TestStoreContract:
         assert import_csv(store, write_csv(tmp_path / "b.csv", [("x@example.com", "")])).added == 1
 
     # -- the dispatch ledger -----------------------------------------------------------------
+
+    def test_two_creators_at_the_same_moment_make_one_dispatch(self, store, store_location):
+        # Two machines run `newsletter dispatch` at once: both looked and saw no dispatch;
+        # exactly one may create it, the other is told it began meanwhile.
+        store.add("a@example.com")
+        stores = [second(store_location) for _ in range(4)]
+        start = threading.Barrier(len(stores))
+        made, refused = [], []
+
+        def create(other):
+            start.wait()
+            try:
+                made.append(
+                    other.create_dispatch(
+                        issue="2025-05",
+                        issue_path="issues/2025-05.rst",
+                        content_hash="h",
+                        list_name="zeitgeist",
+                        backend="smtp",
+                        subject="May",
+                        latest_seen=None,
+                    ).id
+                )
+            except DispatchBegunMeanwhile as exc:
+                refused.append(str(exc))
+
+        threads = [threading.Thread(target=create, args=(other,)) for other in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for other in stores:
+            other.close()
+        assert len(made) == 1 and len(refused) == 3
+        assert set(refused) == {
+            f"dispatch {made[0]} of 2025-05 to zeitgeist began meanwhile; "
+            "run the command again to resume it"
+        }
+        assert [d.id for d in store.dispatches("2025-05")] == made
+        # Whoever saw that dispatch may create the next one (a --resend after it finished).
+        store.finish_dispatch(store.get_dispatch(made[0]))
+        again = store.create_dispatch(
+            issue="2025-05",
+            issue_path="issues/2025-05.rst",
+            content_hash="h",
+            list_name="zeitgeist",
+            backend="smtp",
+            subject="May",
+            latest_seen=made[0],
+        )
+        assert again.id != made[0]
 
     def test_claim_record_and_counts(self, store):
         for i in range(5):
@@ -473,6 +525,7 @@ def test_a_bulk_import_on_postgresql_checks_foreign_keys_once_and_keeps_them(
     rows = [(f"u{i}@example.com", "") for i in range(5)]
     with open_store(postgres_url, clock=lambda: NOW) as store:
         assert foreign_keys(postgres_url) == expected
+
         # Killed after the merge, before the commit: the keys come back with the rollback.
         def fail(stage):
             if stage == "merged":

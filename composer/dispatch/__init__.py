@@ -20,6 +20,7 @@ from composer.dispatch.retry import RetryPolicy
 from composer.dispatch.states import FAILURES, OUTSTANDING, DeliveryState, Outcome
 from composer.dispatch.workers import LEASE_SECONDS, reclaim_dead, this_worker
 from composer.errors import ComposerError
+from composer.subscribers.errors import DispatchBegunMeanwhile
 
 
 class DispatchRefused(ComposerError):
@@ -248,8 +249,8 @@ def deliver(
         list_id=f"{plan.list_name}.{settings.sender_domain}",
     )
     # One creator at a time on a SQLite file (two would each make a dispatch); workers only
-    # join one. PostgreSQL: a file lock would not span machines; _start's check that no
-    # dispatch began meanwhile is what stands between two creators there.
+    # join one. On every backend the store also refuses, under its own lock, to create a
+    # dispatch when another began since we looked (a file lock does not span machines).
     database = settings.database
     lock = (
         _exclusive(database.path)
@@ -429,14 +430,18 @@ def _start(plan: Plan, records: DispatchRecords, options: DispatchOptions, worke
                 f"dispatch {latest.id} of {plan.issue} to {plan.list_name} began meanwhile; "
                 "run the command again to resume it"
             )
-        dispatch = records.create(
-            issue=plan.issue,
-            issue_path=plan.path,
-            content_hash=plan.content_hash,
-            list_name=plan.list_name,
-            backend=plan.backend,
-            subject=plan.subject,
-        )
+        try:
+            dispatch = records.create(
+                issue=plan.issue,
+                issue_path=plan.path,
+                content_hash=plan.content_hash,
+                list_name=plan.list_name,
+                backend=plan.backend,
+                subject=plan.subject,
+                latest_seen=latest.id if latest is not None else None,
+            )
+        except DispatchBegunMeanwhile as exc:
+            raise DispatchRefused(str(exc)) from None
         return dispatch, 0
     dispatch = plan.existing
     if dispatch.content_hash != plan.content_hash:

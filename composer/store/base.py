@@ -51,6 +51,7 @@ from composer.subscribers.consent import (
 )
 from composer.subscribers.errors import (
     AlreadySuppressed,
+    DispatchBegunMeanwhile,
     UnknownList,
     UnknownSubscriber,
 )
@@ -861,12 +862,28 @@ class SqlStore:
         list_name: str,
         backend: str,
         subject: str,
+        latest_seen: int | None = None,
     ) -> Dispatch:
         """Record a new dispatch and snapshot its recipients as pending, in one
-        transaction: who joins later is not added; nothing is held in memory."""
+        transaction: who joins later is not added; nothing is held in memory.
+
+        `latest_seen` is the id of the newest dispatch of this issue and list the caller
+        decided on (None: none). If another run created one since, DispatchBegunMeanwhile:
+        checked under a lock that serializes creators on every backend, so two runs
+        started at the same moment on two machines never both create one."""
         list_id = self.list_id(list_name)
         now = self.clock()
         with self.transaction():
+            self._lock_dispatches()
+            newest = self._one(
+                "SELECT max(id) FROM dispatches WHERE issue = ? AND list_name = ?",
+                (issue, list_name),
+            )[0]
+            if newest != latest_seen:
+                raise DispatchBegunMeanwhile(
+                    f"dispatch {newest} of {issue} to {list_name} began meanwhile; "
+                    "run the command again to resume it"
+                )
             dispatch_id = self._insert(
                 "INSERT INTO dispatches (issue, issue_path, content_hash, list_name, backend, "
                 "subject, started_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -880,6 +897,10 @@ class SqlStore:
                 (dispatch_id, now, list_id),
             )
         return self.get_dispatch(dispatch_id)
+
+    def _lock_dispatches(self) -> None:
+        """Serialize dispatch creators inside the current transaction. SQLite's write
+        transactions (BEGIN IMMEDIATE) already do; a server backend takes a lock."""
 
     def finish_dispatch(self, dispatch: Dispatch) -> None:
         with self.transaction():

@@ -150,6 +150,11 @@ class PostgresStore(SqlStore):
         except self._psycopg.Error as exc:
             raise self._problem(exc) from None
 
+    def _lock_dispatches(self) -> None:
+        # Creators on other machines wait here until this transaction ends, then see
+        # its dispatch; readers (status, claims) are not blocked.
+        self._run("LOCK TABLE dispatches IN SHARE ROW EXCLUSIVE MODE")
+
     def close(self) -> None:
         pool = getattr(self, "pool", None)
         if pool is not None:

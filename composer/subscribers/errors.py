@@ -41,3 +41,8 @@ class AlreadySuppressed(SubscriberError):
 
 class DatabaseError(SubscriberError):
     """The database file cannot be opened or is newer than this code."""
+
+
+class DispatchBegunMeanwhile(SubscriberError):
+    """Another run created a dispatch of the same issue and list after this one looked:
+    creating a second would send the issue twice."""
