@@ -1,13 +1,20 @@
 """One dispatch worker against two on the same machine (issue 11, step 3): 100,000 recipients
 of the May 2025 issue to Postfix's smtp-sink.
 
-    .venv/bin/python bench/workers.py [--sizes 100000] [--connections 4]
+    .venv/bin/python bench/workers.py [--store sqlite|postgresql|both] [--sizes 100000]
+                                      [--connections 4]
 
-Per size: first one `newsletter dispatch PATH --yes` alone; then the same dispatch with a
-second process, `newsletter dispatch PATH --worker`, started as soon as the first one sends
-(both on this machine, the same SQLite file, K connections each). Prints each process's
+Per store and size: first one `newsletter dispatch PATH --yes` alone; then the same dispatch
+with a second process, `newsletter dispatch PATH --worker`, started as soon as the first one
+sends (both on this machine, the same database, K connections each). SQLite is the run's
+copy of the list's file; PostgreSQL is a throwaway cluster with the server's durable
+defaults (tests/servers/postgres.py, fsync on), one fresh database per run filled from that
+copy with `newsletter subscribers migrate-store --to URL`, and NEWSLETTER_DATABASE=URL for
+every process. Prints each process's
 wall time, CPU (user + system, from wait4), peak RSS (ru_maxrss) and share of the
-recipients, the run's rate, and the machine's load average. Lists are the ones
+recipients, the run's rate, and the machine's load average. Each run checks that nobody got
+the message twice and nobody was missed: smtp-sink took N messages, the deliveries table
+holds N sent rows for N distinct addresses. Lists are the ones
 bench/dispatch.py imports (bench/out/dispatch/base-N).
 
 On a 2-core machine smtp-sink, the two workers and everything else share two cores: two
@@ -29,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dispatch as bench  # noqa: E402  (bench/dispatch.py: projects, smtp-sink, settings)
 
@@ -46,7 +54,40 @@ class Proc:
     share: int = 0  # recipients it sent
 
 
-def start(name: str, project: Path, *extra: str) -> Proc:
+@dataclass
+class Store:
+    """Where a run's list lives: the project's SQLite file, or a PostgreSQL database."""
+
+    name: str
+    url: str = ""  # postgresql://... ; empty for SQLite
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "NEWSLETTER_SECRET": bench.SECRET}
+        if self.url:
+            env["NEWSLETTER_DATABASE"] = self.url
+        else:
+            env.pop("NEWSLETTER_DATABASE", None)
+        return env
+
+    def rows(self, project: Path, sql: str) -> list[tuple]:
+        if self.url:
+            import psycopg  # only for --store postgresql: the SQLite run stays stdlib-only
+
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                try:
+                    return conn.execute(sql).fetchall()
+                except psycopg.errors.UndefinedTable:
+                    return []
+        db = sqlite3.connect(project / "subscribers" / "subscribers.db")
+        try:
+            return db.execute(sql).fetchall()
+        except sqlite3.OperationalError:  # no tables yet
+            return []
+        finally:
+            db.close()
+
+
+def start(name: str, project: Path, store: Store, *extra: str) -> Proc:
     skips = [arg for row in bench.PREFLIGHT_SKIPS for arg in ("--skip-preflight", row)]
     cmd = [
         *bench.newsletter(project),
@@ -57,7 +98,7 @@ def start(name: str, project: Path, *extra: str) -> Proc:
         *skips,
         *extra,
     ]
-    env = {**os.environ, "NEWSLETTER_SECRET": bench.SECRET}
+    env = store.env()
     log = tempfile.TemporaryFile("w+")
     popen = subprocess.Popen(cmd, cwd=project, stdout=log, stderr=subprocess.STDOUT, env=env)
     return Proc(name, popen, log, time.perf_counter())
@@ -80,83 +121,116 @@ def wait_all(procs: list[Proc]) -> None:
             sys.exit(f"{proc.name} failed ({code}):\n{proc.output}")
 
 
-def rows(project: Path, sql: str) -> list[tuple]:
-    db = sqlite3.connect(project / "subscribers" / "subscribers.db")
-    try:
-        return db.execute(sql).fetchall()
-    except sqlite3.OperationalError:  # no tables yet
-        return []
-    finally:
-        db.close()
+def sending_started(project: Path, store: Store) -> bool:
+    return bool(store.rows(project, "SELECT 1 FROM deliveries WHERE status = 'sent' LIMIT 1"))
 
 
-def sending_started(project: Path) -> bool:
-    return bool(rows(project, "SELECT 1 FROM deliveries WHERE status = 'sent' LIMIT 1"))
-
-
-def run(sink, base: Path, out: Path, n: int, k: int, workers: int) -> tuple[float, list[Proc]]:
+def prepare(server, base: Path, out: Path, sink, n: int, k: int, workers: int) -> tuple:
+    """The run's project (a fresh copy of the list) and its store."""
+    kind = "postgresql" if server else "sqlite"
     project = bench.run_project(
         base,
         out,
-        f"workers-{n}-{workers}",
+        f"workers-{kind}-{n}-{workers}",
         {"backend": "smtp"},
         {"smtp": {**sink.block, "connections": k}},
     )
+    if not server:
+        return project, Store("SQLite")
+    store = Store("PostgreSQL", server.create_database(f"workers_{n}_{workers}"))
+    started = time.perf_counter()
+    subprocess.run(
+        [*bench.newsletter(project), "subscribers", "migrate-store", "--to", store.url],
+        cwd=project,
+        env=Store("SQLite").env(),
+        check=True,
+        capture_output=True,
+    )
+    print(f"  (copied the list to PostgreSQL in {time.perf_counter() - started:.1f} s)")
+    return project, store
+
+
+def run(
+    sink, server, base: Path, out: Path, n: int, k: int, workers: int
+) -> tuple[float, str, list[Proc]]:
+    project, store = prepare(server, base, out, sink, n, k, workers)
+    sink.stats()  # a clean count: stats() reads and resets the sink's counter
     began = time.perf_counter()
-    procs = [start("first (creates the dispatch)", project)]
+    procs = [start("first (creates the dispatch)", project, store)]
     if workers > 1:
-        while not sending_started(project):
+        while not sending_started(project, store):
             assert procs[0].popen.poll() is None, "the first run ended before it sent"
             time.sleep(0.01)
-        procs += [start(f"worker {i}", project, "--worker") for i in range(1, workers)]
+        procs += [start(f"worker {i}", project, store, "--worker") for i in range(1, workers)]
     wait_all(procs)
     wall = time.perf_counter() - began
+    load = bench.load_text()
     taken = sink.stats()["messages"]
     shares = dict(
-        rows(
+        store.rows(
             project, "SELECT worker, count(*) FROM deliveries WHERE status = 'sent' GROUP BY worker"
         )
+    )
+    ((sent_rows, addresses),) = store.rows(
+        project, "SELECT count(*), count(DISTINCT email) FROM deliveries WHERE status = 'sent'"
     )
     for proc in procs:
         proc.share = shares.get(f"{socket.gethostname()}:{proc.popen.pid}", 0)
     sent = sum(shares.values())
-    assert sent == n and taken == n, (sent, taken, n)  # nobody twice, nobody missing
-    return wall, procs
+    # nobody twice, nobody missing: the sink's count, the rows and the addresses all say N
+    assert sent == sent_rows == addresses == taken == n, (sent, sent_rows, addresses, taken, n)
+    return wall, load, procs
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--sizes", default="100000")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--out", type=Path, default=bench.ROOT / "bench/out/dispatch")
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    kinds = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    bases = {n: bench.base_project(out, n) for n in sizes}  # before the table: it may print
     sink = bench.SmtpSink(bench.find_smtp_sink())
+    server = None
     print(f"load average {bench.load_text()}")
-    print(
-        "| recipients | workers | wall s | msg/s | process | its share | its wall s | its CPU s "
-        "| CPU ms/msg | peak RSS MB |\n"
-        "| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
-    )
     try:
-        for n in (int(s) for s in args.sizes.split(",")):
-            base = bench.base_project(out, n)
+        if "postgresql" in kinds:
+            from tests.servers.postgres import PostgresServer
+
+            server = PostgresServer(durable=True).start()
+            print(f"PostgreSQL {server.bindir.parent.name} (durable: fsync on), 127.0.0.1")
+        print(
+            "| store | recipients | workers | wall s | msg/s | load after | process | its share "
+            "| its wall s | its CPU s | CPU ms/msg | peak RSS MB |\n"
+            "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+            flush=True,
+        )
+        for n, base in bases.items():
             for workers in (1, 2):
-                wall, procs = run(sink, base, out, n, args.connections, workers)
-                for i, p in enumerate(procs):
-                    lead = (
-                        f"| {n:,} | {workers} | {wall:.1f} | {n / wall:,.0f} |"
-                        if i == 0
-                        else "| | | | |"
-                    )
-                    print(
-                        f"{lead} {p.name} | {p.share:,} | {p.seconds:.1f} | {p.cpu:.1f} "
-                        f"| {p.cpu / max(p.share, 1) * 1000:.3f} | {p.maxrss_mb:.0f} |",
-                        flush=True,
-                    )
+                for kind in kinds:
+                    pg = server if kind == "postgresql" else None
+                    wall, load, procs = run(sink, pg, base, out, n, args.connections, workers)
+                    name = "PostgreSQL" if pg else "SQLite"
+                    for i, p in enumerate(procs):
+                        lead = (
+                            f"| {name} | {n:,} | {workers} | {wall:.1f} | {n / wall:,.0f} "
+                            f"| {load.split(' (')[0]} |"
+                            if i == 0
+                            else "| | | | | | |"
+                        )
+                        print(
+                            f"{lead} {p.name} | {p.share:,} | {p.seconds:.1f} | {p.cpu:.1f} "
+                            f"| {p.cpu / max(p.share, 1) * 1000:.3f} | {p.maxrss_mb:.0f} |",
+                            flush=True,
+                        )
     finally:
         sink.close()
+        if server:
+            server.stop()
     print(f"load average {bench.load_text()}")
     return 0
 
