@@ -50,11 +50,15 @@ def main() -> None:
     wall = statistics.median(walls)
     print(f"command:       {' '.join(['python -m composer', 'check', ISSUE])}")
     print(f"result:        {summary}")
-    print(f"wall time:     median {wall * 1000:.0f} ms, min {min(walls) * 1000:.0f} ms "
-          f"over {args.runs} runs (target < {TARGET_S * 1000:.0f} ms: "
-          f"{'met' if wall < TARGET_S else 'MISSED'})")
-    print(f"in-process:    median {statistics.median(inproc) * 1000:.0f} ms "
-          "(read + validate + history + rendered size)")
+    print(
+        f"wall time:     median {wall * 1000:.0f} ms, min {min(walls) * 1000:.0f} ms "
+        f"over {args.runs} runs (target < {TARGET_S * 1000:.0f} ms: "
+        f"{'met' if wall < TARGET_S else 'MISSED'})"
+    )
+    print(
+        f"in-process:    median {statistics.median(inproc) * 1000:.0f} ms "
+        "(read + validate + history + rendered size)"
+    )
 
 
 if __name__ == "__main__":
