@@ -150,11 +150,38 @@ def prepare(server, base: Path, out: Path, sink, n: int, k: int, workers: int) -
     return project, store
 
 
+def server_cpu(server) -> float:
+    """CPU seconds of the PostgreSQL server so far: the postmaster, its live children
+    (backends, WAL writer, checkpointer) and the children it has reaped (cutime/cstime).
+    The workers' own CPU leaves this out: it is the store's cost beside theirs."""
+    if not server:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+
+    def fields(pid: int) -> list[str]:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        return text[text.rindex(")") + 2 :].split()  # fields from the 3rd (state) on
+
+    own = fields(postmaster)
+    total = sum(int(x) for x in own[11:15])  # utime stime cutime cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                f = fields(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue
+            if int(f[1]) == postmaster:
+                total += int(f[11]) + int(f[12])
+    return total / tick
+
+
 def run(
     sink, server, base: Path, out: Path, n: int, k: int, workers: int
-) -> tuple[float, str, list[Proc]]:
+) -> tuple[float, str, float, list[Proc]]:
     project, store = prepare(server, base, out, sink, n, k, workers)
     sink.stats()  # a clean count: stats() reads and resets the sink's counter
+    server_before = server_cpu(server)
     began = time.perf_counter()
     procs = [start("first (creates the dispatch)", project, store)]
     if workers > 1:
@@ -164,6 +191,8 @@ def run(
         procs += [start(f"worker {i}", project, store, "--worker") for i in range(1, workers)]
     wait_all(procs)
     wall = time.perf_counter() - began
+    time.sleep(0.5)  # the workers' backends end as their connections close; then reaped
+    server_seconds = server_cpu(server) - server_before
     load = bench.load_text()
     taken = sink.stats()["messages"]
     shares = dict(
@@ -179,7 +208,7 @@ def run(
     sent = sum(shares.values())
     # nobody twice, nobody missing: the sink's count, the rows and the addresses all say N
     assert sent == sent_rows == addresses == taken == n, (sent, sent_rows, addresses, taken, n)
-    return wall, load, procs
+    return wall, load, server_seconds, procs
 
 
 def main() -> int:
@@ -204,23 +233,27 @@ def main() -> int:
             server = PostgresServer(durable=True).start()
             print(f"PostgreSQL {server.bindir.parent.name} (durable: fsync on), 127.0.0.1")
         print(
-            "| store | recipients | workers | wall s | msg/s | load after | process | its share "
+            "| store | recipients | workers | wall s | msg/s | load after | server CPU s "
+            "| process | its share "
             "| its wall s | its CPU s | CPU ms/msg | peak RSS MB |\n"
-            "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+            "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: "
+            "| ---: |",
             flush=True,
         )
         for n, base in bases.items():
             for workers in (1, 2):
                 for kind in kinds:
                     pg = server if kind == "postgresql" else None
-                    wall, load, procs = run(sink, pg, base, out, n, args.connections, workers)
+                    wall, load, pg_cpu, procs = run(
+                        sink, pg, base, out, n, args.connections, workers
+                    )
                     name = "PostgreSQL" if pg else "SQLite"
                     for i, p in enumerate(procs):
                         lead = (
                             f"| {name} | {n:,} | {workers} | {wall:.1f} | {n / wall:,.0f} "
-                            f"| {load.split(' (')[0]} |"
+                            f"| {load.split(' (')[0]} | {f'{pg_cpu:.1f}' if pg else '-'} |"
                             if i == 0
-                            else "| | | | | | |"
+                            else "| | | | | | | |"
                         )
                         print(
                             f"{lead} {p.name} | {p.share:,} | {p.seconds:.1f} | {p.cpu:.1f} "
