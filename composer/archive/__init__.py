@@ -83,8 +83,13 @@ def _build(settings, site: Path, jobs: int | None, warn) -> ArchiveResult:
             f"{_shown(site / MANIFEST)}: warning: not used: {problem}; every issue is "
             "rendered again"
         )
-    base, todo, kept = _discover(settings, site, old, writer, warn)
+    base, todo, candidates = _discover(settings, site, old, writer)
+    # The changed issues start rendering (in a worker, when there is a second job) before
+    # the cached records of the others are read and checked here: the two overlap.
     run = workers.start(todo, settings, jobs)
+    kept, stale = _kept(site, old, candidates, settings, writer, warn)
+    if stale:  # a cached record that is not sound: its issue is rendered again, here
+        run = _chained(run, workers.start(stale, settings, 1))
     owners = {}  # month -> the source its pages come from, as builds arrive
     for build in sorted(kept, key=lambda b: b.source):
         owners.setdefault(build.record["month"], build.source)
@@ -206,10 +211,10 @@ class _BuildMessage(str):
 
 
 def _discover(
-    settings, site: Path, old: Manifest, writer: SiteWriter, warn: Callable[[str], None]
+    settings, site: Path, old: Manifest, writer: SiteWriter
 ) -> tuple[str, list, list[IssueBuild]]:
     """(what every page depends on, issues to build, issues unchanged since the last
-    build)."""
+    build whose cached records are still to be read and checked: see `_kept`)."""
     from composer.archive.manifest import fingerprint, issue_key
     from composer.archive.templates import templates_dir
     from composer.history import issue_files
@@ -224,21 +229,41 @@ def _discover(
             f"check issues_dir in {settings.path}"
         )
     base = fingerprint(settings, [_templates_dir(settings), templates_dir(settings)])
-    todo, kept = [], []
+    todo, candidates = [], []
     for path in paths:
         source = _relative(path, settings.root)
         key = issue_key(base, source, path.read_bytes())
         entry = old.issues.get(source)
-        unchanged = IssueBuild(_shown(path), source, key, built=False)
         files = entry["files"] if entry else []
         if entry and entry.get("key") == key and all(writer.exists(f) for f in files):
-            unchanged.record = _cached(site, old, unchanged, settings, writer, warn)
-        if unchanged.record is not None:
-            kept.append(unchanged)
+            candidates.append(IssueBuild(_shown(path), source, key, built=False))
         else:
             todo.append((_shown(path), source, key))
     todo.sort(key=lambda item: item[1])  # builds arrive in source order (see _build)
-    return base, todo, kept
+    return base, todo, candidates
+
+
+def _kept(
+    site: Path, old: Manifest, candidates: list[IssueBuild], settings, writer, warn
+) -> tuple[list[IssueBuild], list[tuple]]:
+    """(the unchanged issues with their cached records, the ones to build again because
+    their record is missing or not sound)."""
+    kept, stale = [], []
+    for build in candidates:
+        build.record = _cached(site, old, build, settings, writer, warn)
+        if build.record is not None:
+            kept.append(build)
+        else:
+            stale.append((build.path, build.source, build.key))
+    return kept, sorted(stale, key=lambda item: item[1])
+
+
+def _chained(first: workers.Run, then: workers.Run) -> workers.Run:
+    import itertools
+
+    return workers.Run(
+        itertools.chain(first.builds, then.builds), lambda: {**first.late(), **then.late()}
+    )
 
 
 def _cached(
