@@ -72,8 +72,6 @@ class _Assembly:
 
 
 def _build(settings, site: Path, jobs: int | None, warn) -> ArchiveResult:
-    from composer.archive.site import site_files
-
     result = ArchiveResult(site)
     warn = warn or result.messages.append
     writer = result.files = SiteWriter(site)
@@ -107,7 +105,13 @@ def _build(settings, site: Path, jobs: int | None, warn) -> ArchiveResult:
         build.files = {}
         builds.append(build)
     done = _assemble(builds, kept, old, result)
-    late = run.late()  # the overlap mode's pages (the worker may still be rendering)
+    # The site-wide pages are made while the overlap mode's worker may still be rendering
+    # (its issues' records are known: only their pages come late). Should one of them
+    # fail to render, its record changes (the last copy, or none) and the site-wide
+    # pages are made again from the records as they end up.
+    written, same = len(writer.written), len(writer.unchanged)
+    new = _write_site(done, base, old, settings, writer)
+    late = run.late()  # the overlap mode's pages
     failed = [b for b in builds if b.source in late and late[b.source].failure]
     for build in failed:
         build.failure, build.failure_at = late[build.source].failure, late[build.source].failure_at
@@ -115,22 +119,12 @@ def _build(settings, site: Path, jobs: int | None, warn) -> ArchiveResult:
         build.kept_copy = build.record is not None
     if failed:
         done = _assemble(builds, kept, old, result)
-    newest_first = [done.records[month] for month in sorted(done.records, reverse=True)]
-    new = done.manifest
-
-    def unchanged(name: str, inputs) -> bool:
-        new.pages[name] = page_digest(base, name, inputs)
-        return old.pages.get(name) == new.pages[name] and writer.exists(name)
-
-    for rel, data in site_files(newest_first, settings, unchanged):
-        if data is None:
-            writer.unchanged.append(rel)
-        elif isinstance(data, bytes):
-            writer.write(rel, data)
-        else:  # the feed and the search index, made and written piece by piece
-            writer.write_chunks(rel, data)
-        new.files.append(rel)
-        data = None  # let this file go before the next one is made
+        first = set(writer.written[written:])  # written by this build, whatever comes next
+        del writer.written[written:], writer.unchanged[same:]
+        new = _write_site(done, base, old, settings, writer, made=first)
+        again = [rel for rel in writer.unchanged[same:] if rel in first]
+        writer.unchanged[same:] = [rel for rel in writer.unchanged[same:] if rel not in first]
+        writer.written += again
     for source in sorted(new.issues):
         for rel, data in sorted(late[source].files.items() if source in late else ()):
             writer.write(rel, data)
@@ -143,6 +137,34 @@ def _build(settings, site: Path, jobs: int | None, warn) -> ArchiveResult:
     )
     writer.write(MANIFEST, new.dumps())
     return result
+
+
+def _write_site(
+    done: _Assembly, base: str, old: Manifest, settings, writer: SiteWriter, made=frozenset()
+):
+    """Write the index, search, links pages, feed, search index and static files from
+    the assembled records; returns the new manifest with their digests and names.
+    `made`: pages this build wrote already from other records (never taken as they
+    were at the last build)."""
+    from composer.archive.site import site_files
+
+    newest_first = [done.records[month] for month in sorted(done.records, reverse=True)]
+    new = done.manifest  # fresh from _assemble: no site-wide page in it yet
+
+    def unchanged(name: str, inputs) -> bool:
+        new.pages[name] = page_digest(base, name, inputs)
+        return name not in made and old.pages.get(name) == new.pages[name] and writer.exists(name)
+
+    for rel, data in site_files(newest_first, settings, unchanged):
+        if data is None:
+            writer.unchanged.append(rel)
+        elif isinstance(data, bytes):
+            writer.write(rel, data)
+        else:  # the feed and the search index, made and written piece by piece
+            writer.write_chunks(rel, data)
+        new.files.append(rel)
+        data = None  # let this file go before the next one is made
+    return new
 
 
 def _assemble(builds: list[IssueBuild], kept: list[IssueBuild], old: Manifest, result):
