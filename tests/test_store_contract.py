@@ -328,6 +328,31 @@ class TestStoreContract:
             "r1@example.com",
         ]
 
+    def test_named_dead_workers_lose_their_sending_rows_whatever_their_lease(self, store):
+        for i in range(7):
+            store.add(f"r{i}@example.com")
+        dispatch = new_dispatch(store)
+        now = time.time()
+        dead = store.claim(dispatch, "dead", 3, lease_seconds=600, now=now)
+        store.record(dispatch, [Outcome(dead[0].id, DeliveryState.SENT, message_id="<d0@x>")])
+        store.claim(dispatch, "live", 2, lease_seconds=600, now=now)
+        store.claim(dispatch, "lapsed", 1, lease_seconds=10, now=now)
+        # The dead worker's leases run for minutes yet: named, its rows still in flight
+        # go (not the one it recorded); the lapsed lease goes too; the live one stays.
+        taken = store.mark_interrupted(
+            dispatch, workers=["dead", "never-claimed"], expired_only=True, now=now + 11
+        )
+        assert taken == 3
+        shares = store.worker_shares(dispatch)
+        assert (shares["dead"]["ambiguous"], shares["dead"]["sent"]) == (2, 1)
+        assert shares["lapsed"]["ambiguous"] == 1
+        assert (shares["live"]["sending"], shares["live"]["ambiguous"]) == (2, 0)
+        assert store.in_state(dispatch, DeliveryState.AMBIGUOUS) == [
+            "r1@example.com",
+            "r2@example.com",
+            "r5@example.com",
+        ]
+
     def test_concurrent_claims_never_share_a_row(self, store, store_location):
         with store.transaction():
             for i in range(300):

@@ -53,8 +53,17 @@ class DispatchRecords:
     def counts(self, dispatch: Dispatch) -> dict[str, int]:
         return self.store.delivery_counts(dispatch)
 
-    def mark_interrupted(self, dispatch: Dispatch, *, expired_only: bool = False) -> int:
-        return self.store.mark_interrupted(dispatch, expired_only=expired_only)
+    def mark_interrupted(
+        self,
+        dispatch: Dispatch,
+        *,
+        workers: Sequence[str] = (),
+        expired_only: bool = False,
+        now: float | None = None,
+    ) -> int:
+        return self.store.mark_interrupted(
+            dispatch, workers=workers, expired_only=expired_only, now=now
+        )
 
     def requeue_failed(self, dispatch: Dispatch) -> int:
         return self.store.requeue_failed(dispatch)

@@ -30,13 +30,12 @@ def this_worker() -> str:
 
 def reclaim_dead(records, dispatch, worker_id: str) -> int:
     """Rows left `sending` by dead workers become ambiguous; returns how many."""
-    store, now = records.store, time.time()
-    shares = records.worker_shares(dispatch)
-    for worker, states in shares.items():
-        if states.get("sending") and (worker == worker_id or not worker or _gone(worker)):
-            # Their lease ends now: the expiry below takes their rows.
-            store.renew_lease(dispatch, worker, -1.0, now)
-    return store.mark_interrupted(dispatch, expired_only=True, now=now)
+    dead = [
+        worker
+        for worker, states in records.worker_shares(dispatch).items()
+        if states.get("sending") and (worker == worker_id or not worker or _gone(worker))
+    ]
+    return records.mark_interrupted(dispatch, workers=dead, expired_only=True, now=time.time())
 
 
 def _gone(worker: str) -> bool:

@@ -936,19 +936,37 @@ class SqlStore:
         return shares
 
     def mark_interrupted(
-        self, dispatch: Dispatch, *, expired_only: bool = False, now: float | None = None
+        self,
+        dispatch: Dispatch,
+        *,
+        workers: Sequence[str] = (),
+        expired_only: bool = False,
+        now: float | None = None,
     ) -> int:
         """Rows left in `sending` by a run that died become ambiguous; with expired_only,
-        only those whose lease ran out (other workers may be alive). Returns how many."""
+        only those whose lease ran out (other workers may be alive), plus every `sending`
+        row of `workers` (known dead), whatever its lease. One transaction; returns how many."""
+        now = time.time() if now is None else now
         with self.transaction():
-            return self._expire(dispatch, time.time() if now is None else now, expired_only)
+            return self._expire(dispatch, now, expired_only, workers)
 
-    def _expire(self, dispatch: Dispatch, now: float, expired_only: bool) -> int:
-        lease = " AND (lease_until IS NULL OR lease_until < ?)" if expired_only else ""
+    def _expire(
+        self, dispatch: Dispatch, now: float, expired_only: bool, workers: Sequence[str] = ()
+    ) -> int:
+        args: list = [AMBIGUOUS_REASON, self.clock(), dispatch.id]
+        which = ""
+        if expired_only:
+            # A dead worker's rows go whatever their lease; everyone else's once it ran out.
+            which = " AND (lease_until IS NULL OR lease_until < ?"
+            args.append(now)
+            if workers:
+                which += f" OR worker IN ({','.join('?' * len(workers))})"
+                args.extend(workers)
+            which += ")"
         return self._run(
             "UPDATE deliveries SET status = 'ambiguous', reason = ?, updated_at = ?, "
-            f"lease_until = NULL WHERE dispatch_id = ? AND status = 'sending'{lease}",
-            (AMBIGUOUS_REASON, self.clock(), dispatch.id, *((now,) if expired_only else ())),
+            f"lease_until = NULL WHERE dispatch_id = ? AND status = 'sending'{which}",
+            args,
         )
 
     def requeue_failed(self, dispatch: Dispatch) -> int:
