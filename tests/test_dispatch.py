@@ -5,56 +5,18 @@ from __future__ import annotations
 import email
 import os
 import random
-import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
-from click.testing import CliRunner
 
-from composer.cli import main
-from composer.dispatch.records import DispatchRecords
 from composer.subscribers import open_store
+from tests.dispatching import ISSUE, counts, delivered_to, dispatch_process, make_project, run
 from tests.servers.sendgrid import SendGridTestServer
 from tests.servers.smtp import SMTPTestServer
-
-ROOT = Path(__file__).resolve().parents[1]
-ISSUE = "issues/2025-05.rst"
-
-
-def make_project(tmp_path: Path, recipients: int, **settings_extra) -> Path:
-    """A newsletter folder: the seeds, the templates, settings, and N subscribers."""
-    shutil.copytree(ROOT / "issues", tmp_path / "issues")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    settings = yaml.safe_load((ROOT / "newsletter.yaml").read_text())
-    settings.update(settings_extra)
-    (tmp_path / "newsletter.yaml").write_text(yaml.safe_dump(settings))
-    with open_store(tmp_path / "subscribers" / "subscribers.db") as store:
-        for i in range(recipients):
-            store.add(f"reader{i:04d}@example.com", name=f"Reader {i}")
-    return tmp_path
-
-
-def run(project: Path, *args: str, **kwargs):
-    env = {**os.environ, "NEWSLETTER_SECRET": "test-secret-for-dispatch"}
-    return CliRunner(env=env).invoke(
-        main,
-        ["--config", str(project / "newsletter.yaml"), *args],
-        catch_exceptions=False,
-        **kwargs,
-    )
-
-
-def counts(project: Path) -> dict[str, int]:
-    with open_store(project / "subscribers" / "subscribers.db") as store:
-        records = DispatchRecords(store)
-        return records.counts(records.all()[-1])
 
 
 def partial_dispatch(project: Path, batch_size: int):
@@ -69,10 +31,6 @@ def partial_dispatch(project: Path, batch_size: int):
         plan = prepare(check_and_render(project / ISSUE, settings), settings, store, options)
         stops = iter([False, True])
         return deliver(plan, settings, store, options, should_stop=lambda: next(stops, True))
-
-
-def delivered_to(server: SMTPTestServer) -> Counter:
-    return Counter(addr.lower() for message in server.received for addr in message.rcpt_tos)
 
 
 def test_outbox_dispatch_then_resume_sends_nothing_twice(tmp_path: Path, monkeypatch) -> None:
@@ -231,27 +189,6 @@ def test_status_shows_the_report_again(tmp_path: Path) -> None:
 # -- fault tests: real processes killed at random moments ------------------------------
 
 
-def _dispatch_process(project: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "NEWSLETTER_SECRET": "test-secret-for-dispatch", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "composer",
-            "--config",
-            str(project / "newsletter.yaml"),
-            "dispatch",
-            str(project / ISSUE),
-            "--yes",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=project,
-    )
-
-
 def _kill_and_resume(project: Path, seed: int, extra: tuple[str, ...] = ()) -> int:
     """Start, SIGKILL at random moments, start again; then run to the end. Returns how
     many kills landed while the process was still running; checks that the kills left
@@ -260,7 +197,7 @@ def _kill_and_resume(project: Path, seed: int, extra: tuple[str, ...] = ()) -> i
     landed = 0
     for _ in range(4):
         sent_before = _sent(project)
-        process = _dispatch_process(project, *extra)
+        process = dispatch_process(project, *extra)
         # Start-up (imports, preflight) takes seconds on a loaded machine: the random moment
         # is counted from the run's first recorded send, so that each kill lands mid-send.
         deadline = time.monotonic() + 60
@@ -274,7 +211,7 @@ def _kill_and_resume(project: Path, seed: int, extra: tuple[str, ...] = ()) -> i
         process.wait()
     before = counts(project)
     assert 0 < before["sent"] < sum(before.values()), before
-    final = _dispatch_process(project, *extra)
+    final = dispatch_process(project, *extra)
     output = final.communicate(timeout=120)[0].decode()
     assert final.returncode in (0, 1), output
     return landed
@@ -373,7 +310,7 @@ def test_crashed_batch_is_ambiguous_until_asked_to_resend(tmp_path: Path) -> Non
 
 def test_sigterm_stops_after_the_batch_and_says_how_to_resume(tmp_path: Path) -> None:
     project = make_project(tmp_path, 60)
-    process = _dispatch_process(project, "--rate", "10", "--batch-size", "5")
+    process = dispatch_process(project, "--rate", "10", "--batch-size", "5")
     deadline = time.monotonic() + 60  # start-up takes seconds on a loaded machine
     while _sent(project) == 0 and process.poll() is None:
         assert time.monotonic() < deadline, "the dispatch sent nothing in 60 s"
@@ -387,7 +324,7 @@ def test_sigterm_stops_after_the_batch_and_says_how_to_resume(tmp_path: Path) ->
     state = counts(project)
     assert state["ambiguous"] == 0 and state["sending"] == 0
     assert 0 < state["sent"] < 60
-    final = _dispatch_process(project)
+    final = dispatch_process(project)
     final.communicate(timeout=60)
     assert counts(project)["sent"] == 60
     assert len(list((project / "outbox" / "2025-05").glob("*.eml"))) == 60

@@ -14,7 +14,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,40 +27,21 @@ from composer.dispatch.retry import RetryPolicy
 from composer.dispatch.states import DeliveryState
 from composer.senders.outbox import OutboxSender
 from composer.subscribers import open_store
+from tests.dispatching import (
+    DB,
+    ISSUE,
+    composer_process,
+    counts,
+    delivered_to,
+    dispatch_process,
+    make_project,
+    run,
+)
 from tests.servers.smtp import DROP, SLOW, SMTPTestServer, free_port
-from tests.test_dispatch import ISSUE, ROOT, counts, delivered_to, make_project, run
-
-DB = ("subscribers", "subscribers.db")
 
 
 def database(project: Path) -> Path:
     return project.joinpath(*DB)
-
-
-def dispatch_process(project: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    environment = {
-        **os.environ,
-        "NEWSLETTER_SECRET": "test-secret-for-dispatch",
-        "PYTHONPATH": str(ROOT),
-        **(env or {}),
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "composer",
-            "--config",
-            str(project / "newsletter.yaml"),
-            "dispatch",
-            str(project / ISSUE),
-            "--yes",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=environment,
-        cwd=project,
-    )
 
 
 def staged_plan(project: Path, store, options: DispatchOptions):
@@ -374,22 +354,7 @@ def big_csv(path: Path, rows: int) -> Path:
 
 
 def import_process(project: Path, csv: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "composer",
-            "--config",
-            str(project / "newsletter.yaml"),
-            "subscribers",
-            "import",
-            str(csv),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=project,
-    )
+    return composer_process(project, "subscribers", "import", str(csv), stderr=subprocess.PIPE)
 
 
 def test_an_import_during_a_dispatch_no_traceback_nothing_falsely_ambiguous(

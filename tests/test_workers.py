@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,10 @@ from composer.dispatch.records import DispatchRecords
 from composer.dispatch.states import DeliveryState
 from composer.dispatch.workers import reclaim_dead
 from composer.subscribers import open_store
+from tests.dispatching import DB, ISSUE, counts, delivered_to, make_project, run
+from tests.dispatching import dispatch_process as dispatch_issue_process
 from tests.servers.smtp import SMTPTestServer
-from tests.test_dispatch import ISSUE, ROOT, counts, make_project, run
 
-DB = ("subscribers", "subscribers.db")
 CONNECTIONS = 4
 BATCH = CONNECTIONS * 32  # SmtpSender.dispatch_batch_size
 
@@ -46,30 +45,7 @@ def import_list(project: Path, n: int, env: dict | None = None) -> None:
 
 
 def dispatch_process(project: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "NEWSLETTER_SECRET": "test-secret-for-dispatch",
-        "PYTHONPATH": str(ROOT),
-        **(env or {}),
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "composer",
-            "--config",
-            str(project / "newsletter.yaml"),
-            "dispatch",
-            str(project / ISSUE),
-            "--yes",
-            "--yes-stale",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=project,
-    )
+    return dispatch_issue_process(project, "--yes-stale", *extra, env=env)
 
 
 def rows(project: Path, sql: str) -> list[tuple]:
@@ -155,7 +131,7 @@ def test_three_workers_two_killed_a_fresh_one_finishes_nobody_twice_nobody_missi
                 continue
             outputs[name] = process.communicate(timeout=900)[0].decode()
             assert process.returncode == 0, outputs[name]
-        got = Counter(a.lower() for m in server.received for a in m.rcpt_tos)
+        got = delivered_to(server)
 
     dispatch, shares, ambiguous_list = ledger(location)
     ambiguous = set(ambiguous_list)
