@@ -171,15 +171,29 @@ def prepare(staged, settings, store, options: DispatchOptions) -> Plan:
             *((DeliveryState.GAVE_UP,) if options.retry_failed else ()),
         )
         remaining = sum(left[state] for state in wanted)
+    return _plan(
+        staged,
+        settings,
+        list_name,
+        not_counted,
+        content_hash=digest,
+        recipients=remaining,
+        existing=existing,
+    )
+
+
+def _plan(staged, settings, list_name, not_counted, *, content_hash, recipients, existing) -> Plan:
+    """The plan for this staged issue; only the hash, the count and the dispatch differ."""
+    rendered = staged.rendered
     return Plan(
         path=str(staged.path),
-        issue=issue,
+        issue=staged.issue.month,
         subject=rendered.subject,
         list_name=list_name,
         backend=settings.backend,
         html_size=rendered.html_size,
-        content_hash=digest,
-        recipients=remaining,
+        content_hash=content_hash,
+        recipients=recipients,
         not_counted=not_counted,
         existing=existing,
         staged=staged,
@@ -200,19 +214,14 @@ def _join(staged, settings, options, latest, digest, list_name, not_counted, rec
             "(its content changed); a worker sends only what the dispatch began with"
         )
     left = records.counts(latest)
-    rendered = staged.rendered
-    return Plan(
-        path=str(staged.path),
-        issue=issue,
-        subject=rendered.subject,
-        list_name=list_name,
-        backend=settings.backend,
-        html_size=rendered.html_size,
+    return _plan(
+        staged,
+        settings,
+        list_name,
+        not_counted,
         content_hash=latest.content_hash,
         recipients=sum(left[state] for state in OUTSTANDING),
-        not_counted=not_counted,
         existing=latest,
-        staged=staged,
     )
 
 
