@@ -40,7 +40,6 @@ from composer.store.models import (
     new_token,
     past,
 )
-from composer.subscribers.addresses import normalize
 from composer.subscribers.consent import (
     Consent,
     DeliveryRecord,
@@ -369,6 +368,8 @@ class SqlStore:
         source: str = "cli",
     ) -> AddResult:
         """Subscribe `email` to a list. Someone who left is only taken back with resubscribe."""
+        from composer.subscribers.addresses import normalize  # email-validator: only when used
+
         address = normalize(email)
         name = name.strip()
         with self.transaction():
@@ -481,6 +482,8 @@ class SqlStore:
         """Record a sign-up form post: a new address becomes a *pending* subscriber (never
         a recipient); anyone else keeps their status until they confirm. Always a new
         consent row, whose nonce the confirmation link carries."""
+        from composer.subscribers.addresses import normalize  # email-validator: only when used
+
         address = normalize(email)
         nonce = new_token()
         with self.transaction():

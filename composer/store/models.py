@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from composer.subscribers.addresses import email_key, normalize
 from composer.subscribers.errors import InvalidAddress, SubscriberError
 
 # The statuses a mailing knows (v2 of the SQLite schema builds its CHECK from them).
@@ -122,6 +121,9 @@ def new_tokens(n: int) -> list[str]:
 
 def lookup_key(who: str) -> str:
     """The uniqueness key of an address to look up; tolerant of addresses v1 let in."""
+    # Imported here: email-validator costs ~30-80 ms, and most commands never check an address.
+    from composer.subscribers.addresses import email_key, normalize
+
     try:
         return normalize(who).key
     except InvalidAddress:

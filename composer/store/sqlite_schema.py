@@ -12,7 +12,6 @@ import sqlite3
 from collections.abc import Callable
 
 from composer.store.models import PENDING, STATUSES
-from composer.subscribers.addresses import email_key
 
 
 def _v1_initial(db: sqlite3.Connection, default_list: str, now: str) -> None:
@@ -32,6 +31,8 @@ def _v1_initial(db: sqlite3.Connection, default_list: str, now: str) -> None:
 
 def _v2_lists_tokens_history(db: sqlite3.Connection, default_list: str, now: str) -> None:
     """Case-insensitive uniqueness, status provenance, tokens, lists and a status history."""
+    from composer.subscribers.addresses import email_key  # email-validator: only to migrate
+
     db.create_function("email_key", 1, email_key, deterministic=True)
     db.create_function("new_token", 0, lambda: secrets.token_urlsafe(16))
     statuses = ", ".join(f"'{s}'" for s in STATUSES)
