@@ -16,7 +16,7 @@ import pytest
 from composer.subscribers import open_store
 from tests.dispatching import ISSUE, counts, delivered_to, dispatch_process, make_project, run
 from tests.servers.sendgrid import SendGridTestServer
-from tests.servers.smtp import SMTPTestServer
+from tests.servers.smtp import SLOW, SMTPTestServer
 
 
 def partial_dispatch(project: Path, batch_size: int):
@@ -252,6 +252,49 @@ def test_smtp_dispatch_killed_at_random_nobody_twice_nobody_missing(tmp_path, se
     assert landed >= 1  # the test must really have killed something
     # at most one batch per kill: SmtpSender's dispatch batch, 2 connections x 32
     assert len(ambiguous) <= 2 * 32 * landed
+
+
+def _rows(project: Path, where: str) -> list[str]:
+    db = sqlite3.connect(project / "subscribers" / "subscribers.db")
+    try:
+        return [
+            r[0] for r in db.execute(f"SELECT email FROM deliveries WHERE {where} ORDER BY email")
+        ]
+    finally:
+        db.close()
+
+
+def test_a_kill_with_the_next_batch_claimed_ahead_leaves_one_batch_ambiguous(tmp_path) -> None:
+    """While a batch is sent, the next one is claimed (durably) and held. Killed then, the
+    next run finds two batches `sending`: the one in flight becomes ambiguous, the held
+    one goes back to pending (nothing of it left) and is sent once."""
+    n, batch = 200, 2 * 32  # SmtpSender's dispatch batch: 2 connections x 32
+    with SMTPTestServer() as server:
+        server.handler.slow_seconds = 60.0
+        server.handler.on("reader0000@example.com", SLOW, times=1, stage="data")
+        project = make_project(
+            tmp_path, n, delivery={"backend": "smtp"}, smtp=server.settings_block(connections=2)
+        )
+        process = dispatch_process(project)
+        deadline = time.monotonic() + 60
+        while not _rows(project, "held IS NOT NULL"):
+            assert process.poll() is None, process.communicate()[0].decode()
+            assert time.monotonic() < deadline, "no batch was claimed ahead in 60 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        in_flight = _rows(project, "status = 'sending' AND held IS NULL")
+        held = _rows(project, "held IS NOT NULL")
+        assert (len(in_flight), len(held)) == (batch, batch)
+        final = dispatch_process(project)
+        output = final.communicate(timeout=120)[0].decode()
+        got = delivered_to(server)
+    assert final.returncode == 0, output
+    assert _ambiguous(project) == set(in_flight)
+    assert f"ambiguous {batch}, still to send 0" in output
+    assert all(got[address] == 1 for address in held)  # sent once, by the second run
+    assert set(got) | set(in_flight) == {f"reader{i:04d}@example.com" for i in range(n)}
+    assert max(got.values()) == 1
 
 
 @pytest.mark.parametrize("seed", [7, 8])

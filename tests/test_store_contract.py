@@ -353,6 +353,81 @@ class TestStoreContract:
             "r5@example.com",
         ]
 
+    # -- a batch claimed ahead (while the one before it is sent) -------------------------
+
+    def test_a_batch_claimed_ahead_is_held_until_started_in_the_record(self, store):
+        for i in range(6):
+            store.add(f"r{i}@example.com")
+        dispatch = new_dispatch(store)
+        sending = store.claim(dispatch, "w1", 3, lease_seconds=60)
+        ahead = store.claim(dispatch, "w1", 3, lease_seconds=60, ahead=True)
+        assert [r.email for r in ahead] == ["r3@example.com", "r4@example.com", "r5@example.com"]
+        assert store.delivery_counts(dispatch)["sending"] == 6
+        held = store._all("SELECT subscriber_id, held FROM deliveries WHERE held IS NOT NULL")
+        assert sorted(row[0] for row in held) == [r.id for r in ahead]
+        assert {row[1] for row in held} == {store.epoch()}
+        started = store.record(
+            dispatch,
+            [Outcome(r.id, DeliveryState.SENT) for r in sending],
+            start=[r.id for r in ahead],
+            worker_id="w1",
+        )
+        assert started == [r.id for r in ahead]
+        assert store._all("SELECT subscriber_id FROM deliveries WHERE held IS NOT NULL") == []
+        counts = store.delivery_counts(dispatch)
+        assert (counts["sent"], counts["sending"]) == (3, 3)
+
+    def test_a_dead_workers_batch_claimed_ahead_goes_back_to_pending(self, store):
+        for i in range(6):
+            store.add(f"r{i}@example.com")
+        dispatch = new_dispatch(store)
+        in_flight = store.claim(dispatch, "dead", 3, lease_seconds=600)
+        ahead = store.claim(dispatch, "dead", 3, lease_seconds=600, ahead=True)
+        # Killed between the two: the batch in flight may have gone (ambiguous); the one
+        # claimed ahead was never started, so nothing of it left: pending, attempt undone.
+        taken = store.mark_interrupted(dispatch, workers=["dead"], expired_only=True)
+        assert taken == 3
+        assert store.in_state(dispatch, DeliveryState.AMBIGUOUS) == [r.email for r in in_flight]
+        assert store.in_state(dispatch, DeliveryState.PENDING) == [r.email for r in ahead]
+        assert set(store.delivery_attempts(dispatch, [r.id for r in ahead]).values()) == {0}
+        again = store.claim(dispatch, "next", 10, lease_seconds=60)
+        assert [r.id for r in again] == [r.id for r in ahead]
+
+    def test_a_batch_claimed_ahead_in_another_epoch_is_ambiguous(self, store, monkeypatch):
+        for i in range(4):
+            store.add(f"r{i}@example.com")
+        dispatch = new_dispatch(store)
+        ahead = store.claim(dispatch, "dead", 4, lease_seconds=600, ahead=True)
+        # The machine (SQLite) or the server (PostgreSQL) restarted since the claim: its
+        # start, made without waiting for the disk, may have been lost: ambiguous.
+        monkeypatch.setattr(type(store), "epoch", lambda self: "another boot")
+        assert store.mark_interrupted(dispatch, workers=["dead"], expired_only=True) == 4
+        assert store.in_state(dispatch, DeliveryState.AMBIGUOUS) == [r.email for r in ahead]
+
+    def test_an_expired_lease_on_a_batch_claimed_ahead_frees_it_for_others(self, store):
+        for i in range(4):
+            store.add(f"r{i}@example.com")
+        dispatch = new_dispatch(store)
+        now = time.time()
+        stalled = store.claim(dispatch, "stalled", 2, lease_seconds=10, now=now, ahead=True)
+        # Its lease ran out: another worker's claim puts the held rows back and takes them.
+        live = store.claim(dispatch, "live", 10, lease_seconds=10, now=now + 11)
+        assert [r.id for r in live] == [r.id for r in (*stalled, *live[2:])]
+        assert store.delivery_counts(dispatch)["ambiguous"] == 0
+        # The stalled worker wakes up: it may start none of them (never sent twice).
+        assert store.record(dispatch, [], start=[r.id for r in stalled], worker_id="stalled") == []
+        assert store.worker_shares(dispatch)["live"]["sending"] == 4
+
+    def test_release_puts_claimed_rows_back_without_spending_an_attempt(self, store):
+        for i in range(3):
+            store.add(f"r{i}@example.com")
+        dispatch = new_dispatch(store)
+        batch = store.claim(dispatch, "w1", 3, lease_seconds=60, ahead=True)
+        assert store.release(dispatch, "other", [r.id for r in batch]) == 0  # not its rows
+        assert store.release(dispatch, "w1", [r.id for r in batch]) == 3
+        assert store.delivery_counts(dispatch)["pending"] == 3
+        assert set(store.delivery_attempts(dispatch, [r.id for r in batch]).values()) == {0}
+
     def test_concurrent_claims_never_share_a_row(self, store, store_location):
         with store.transaction():
             for i in range(300):

@@ -272,12 +272,17 @@ def deliver(
         bucket = _bucket(options.rate, batch_size)
         progress.start(records.outstanding(dispatch))
         stopped, interrupted, outage = False, "", 0
+        batch: list = []  # claimed and started: the next to send
+        prepared = None  # what the sender made of it ahead (SendGrid: the request bodies)
         while True:
             if should_stop():
                 stopped = True
+                records.release(dispatch, [r.id for r in batch])  # started, nothing sent
                 break
-            store.ensure_room()  # a full disk stops the run before a send, not after
-            batch = records.claim(dispatch, batch_size, lease_seconds=options.lease_seconds)
+            if not batch:
+                store.ensure_room()  # a full disk stops the run before a send, not after
+                batch = records.claim(dispatch, batch_size, lease_seconds=options.lease_seconds)
+                prepared = None
             if not batch:
                 due = records.next_retry_at(dispatch)
                 if due is None:
@@ -291,9 +296,21 @@ def deliver(
                 continue
             if bucket is not None:
                 bucket.acquire(len(batch))
+            in_flight = courier.submit(batch, prepared)
+            # While it is sent: claim (durably) and prepare the next batch, held until this
+            # one is recorded, so that a kill leaves at most one batch ambiguous.
+            ahead, ahead_error = [], None
             try:
-                results = courier.send(
-                    batch,
+                store.ensure_room()
+                ahead = records.claim(
+                    dispatch, batch_size, lease_seconds=options.lease_seconds, ahead=True
+                )
+                prepared = courier.prepare(ahead) if ahead else None
+            except Exception as exc:  # record the batch in flight first, then stop
+                ahead_error = exc
+            try:
+                results = courier.wait(
+                    in_flight,
                     every=options.lease_seconds / 3,
                     renew=lambda: store.renew_lease(dispatch, worker_id, options.lease_seconds),
                 )
@@ -301,16 +318,30 @@ def deliver(
                 records.record(
                     dispatch, _after_error(err, batch, sender, records, dispatch, policy)
                 )
+                records.release(dispatch, [r.id for r in ahead])
                 raise
             outcomes = _outcomes(results, records.attempts(dispatch, [r.id for r in batch]), policy)
-            records.record(dispatch, outcomes)
+            unreached = [r for r in results if r.unreached]
+            reached = not unreached or len(unreached) < len(results)
+            # The next batch starts in the same transaction that records this one, unless
+            # the run stops here or waits for the relay (then it goes back to pending).
+            go_on = bool(ahead) and ahead_error is None and reached and not should_stop()
+            started = set(
+                records.record(dispatch, outcomes, [r.id for r in ahead] if go_on else ())
+            )
+            if ahead and not go_on:
+                records.release(dispatch, [r.id for r in ahead])
+            if ahead_error is not None:
+                raise ahead_error
             # A 5.1.x rejection: the address is gone; bounced now (composer/events.py).
             apply_events(store, rejection_events(results, dispatch.id, plan.issue))
             progress.advance(
                 sum(o.state is not DeliveryState.RETRY and o.attempt_spent for o in outcomes)
             )
-            unreached = [r for r in results if r.unreached]
-            if not unreached or len(unreached) < len(results):
+            batch = [r for r in ahead if r.id in started]
+            if len(batch) < len(ahead):
+                prepared = None  # some were taken by another worker: prepare again
+            if reached:
                 outage = 0  # the relay answered
                 continue
             outage += 1  # nobody in this batch reached the relay
@@ -332,9 +363,9 @@ OTHERS_POLL_SECONDS = 1.0
 
 
 class _Courier:
-    """Runs each send_batch in a thread of its own while the calling thread keeps the
-    batch's lease alive (renewed every lease/3 seconds): a slow relay never lets another
-    worker take a batch that is still being sent."""
+    """Runs each batch's send in a thread of its own while the calling thread claims and
+    prepares the next one, then keeps the batch's lease alive (renewed every lease/3
+    seconds): a slow relay never lets another worker take a batch still being sent."""
 
     def __init__(self, sender, template) -> None:
         self.sender, self.template = sender, template
@@ -350,10 +381,17 @@ class _Courier:
         # courier; the batch in flight stays `sending` (ambiguous on the next run).
         self.pool.shutdown(wait=kind is None, cancel_futures=True)
 
-    def send(self, batch, *, every: float, renew: Callable[[], object]):
+    def prepare(self, batch):
+        return self.sender.prepare(self.template, batch)
+
+    def submit(self, batch, prepared=None):
+        if prepared is None:
+            prepared = self.prepare(batch)
+        return self.pool.submit(self.sender.send_prepared, self.template, batch, prepared)
+
+    def wait(self, future, *, every: float, renew: Callable[[], object]):
         from concurrent.futures import TimeoutError as Pending
 
-        future = self.pool.submit(self.sender.send_batch, self.template, batch)
         while True:
             try:
                 return future.result(timeout=every)

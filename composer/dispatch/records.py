@@ -78,11 +78,20 @@ class DispatchRecords:
         now: float | None = None,
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        ahead: bool = False,
     ) -> list[Recipient]:
-        return self.store.claim(dispatch, self.worker_id, limit, lease_seconds, now)
+        return self.store.claim(dispatch, self.worker_id, limit, lease_seconds, now, ahead=ahead)
 
-    def record(self, dispatch: Dispatch, outcomes: Sequence[Outcome]) -> None:
-        self.store.record(dispatch, outcomes)
+    def record(
+        self, dispatch: Dispatch, outcomes: Sequence[Outcome], start: Sequence[int] = ()
+    ) -> list[int]:
+        """The batch's outcomes; and, in the same transaction, the start of the batch
+        claimed ahead (the ids still ours are returned)."""
+        return self.store.record(dispatch, outcomes, start=start, worker_id=self.worker_id)
+
+    def release(self, dispatch: Dispatch, subscriber_ids: Sequence[int]) -> int:
+        """Claimed rows surely not sent go back to pending."""
+        return self.store.release(dispatch, self.worker_id, subscriber_ids)
 
     def attempts(self, dispatch: Dispatch, subscriber_ids: Sequence[int]) -> dict[int, int]:
         return self.store.delivery_attempts(dispatch, subscriber_ids)

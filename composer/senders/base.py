@@ -133,6 +133,16 @@ class Sender:
         """One result per recipient, in order. At most `batch_size` recipients."""
         raise NotImplementedError
 
+    def prepare(self, template, recipients: Sequence) -> object:
+        """What sending this batch needs that can be made before its turn: the dispatcher
+        prepares the next batch while the one before it is in flight (SendGrid: the
+        request bodies). Nothing by default."""
+        return None
+
+    def send_prepared(self, template, recipients: Sequence, prepared) -> list[RecipientResult]:
+        """send_batch() with what prepare() made of the same recipients."""
+        return self.send_batch(template, recipients)
+
     def send(self, template, recipients: Iterable) -> Iterator[RecipientResult]:
         """Every recipient's final result, in batches of `batch_size`, as they come.
 

@@ -35,6 +35,7 @@ import socket
 import time
 import urllib.error
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from composer.mailing import AddressError, checked_address
 from composer.senders.base import DeliveryStatus, RecipientResult, Sender, SendError
@@ -45,8 +46,19 @@ from composer.senders.secrets import scrub as scrub_secrets
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 KEY_VARIABLE = "SENDGRID_API_KEY"
 MAX_PERSONALIZATIONS = 1000
+# What SendGrid's own clients send (its C# library: StringContent with UTF-8).
+JSON_TYPE = "application/json; charset=utf-8"
 BACKOFF_BASE, BACKOFF_CAP = 1.0, 60.0
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError)
+
+
+@dataclass(frozen=True)
+class _Requests:
+    """A batch made ready for SendGrid: who cannot be sent at all, and each request's
+    recipients (their indexes in the batch) with its JSON body."""
+
+    refused: dict[int, RecipientResult]
+    bodies: list[tuple[list[int], str]]
 
 
 class SendGridError(SendError):
@@ -93,6 +105,12 @@ class SendGridApi:
         after SendGrid took it (a timeout, a dropped connection): MaybeTaken."""
         from python_http_client.exceptions import HTTPError
 
+        sending = None  # the request's own headers
+        if body is not None:
+            # JSON made here (or ahead, by the caller) and sent as is: the client serialises
+            # only when the type is exactly "application/json".
+            body = body if isinstance(body, str) else json.dumps(body)
+            sending = {"Content-Type": JSON_TYPE}
         last = ""
         for attempt in range(1, self.max_attempts + 1):
             node = self._client.client
@@ -100,7 +118,12 @@ class SendGridApi:
                 node = node._(segment)
             call = getattr(node, method.lower())
             try:
-                response = call(request_body=body, query_params=query, timeout=self.timeout)
+                response = call(
+                    request_body=body,
+                    query_params=query,
+                    request_headers=sending,
+                    timeout=self.timeout,
+                )
             except HTTPError as exc:
                 status, headers = exc.status_code, exc.headers
                 text = _error_text(exc.body)
@@ -194,14 +217,18 @@ class SendGridSender(Sender):
         )
 
     def send_batch(self, template, recipients: Sequence) -> list[RecipientResult]:
-        results: dict[int, RecipientResult] = {}
+        return self.send_prepared(template, recipients, self.prepare(template, recipients))
+
+    def prepare(self, template, recipients: Sequence) -> _Requests:
+        """The batch's requests, their JSON made (while the batch before is in flight)."""
+        refused: dict[int, RecipientResult] = {}
         requests: list[list[int]] = [[]]
         seen: list[set[str]] = [set()]
         for i, recipient in enumerate(recipients):
             try:
                 address = checked_address(recipient.email).lower()
             except AddressError as err:
-                results[i] = RecipientResult(recipient, DeliveryStatus.PERMANENT, str(err))
+                refused[i] = RecipientResult(recipient, DeliveryStatus.PERMANENT, str(err))
                 continue
             # SendGrid refuses a request that holds one address twice: start another.
             slot = next((n for n, s in enumerate(seen) if address not in s), None)
@@ -211,20 +238,28 @@ class SendGridSender(Sender):
                 slot = len(requests) - 1
             requests[slot].append(i)
             seen[slot].add(address)
+        bodies = []
         for indexes in requests:
             for start in range(0, len(indexes), MAX_PERSONALIZATIONS):
                 chunk = indexes[start : start + MAX_PERSONALIZATIONS]
                 batch = [recipients[i] for i in chunk]
-                for i, result in zip(chunk, self._post(template, batch), strict=True):
-                    results[i] = result
+                bodies.append((chunk, json.dumps(self.request_body(template, batch))))
+        return _Requests(refused, bodies)
+
+    def send_prepared(self, template, recipients: Sequence, prepared) -> list[RecipientResult]:
+        results = dict(prepared.refused)
+        for chunk, body in prepared.bodies:
+            batch = [recipients[i] for i in chunk]
+            for i, result in zip(chunk, self._post(batch, body), strict=True):
+                results[i] = result
         return [results[i] for i in range(len(recipients))]
 
-    def _post(self, template, batch: list) -> list[RecipientResult]:
+    def _post(self, batch: list, body: str) -> list[RecipientResult]:
         if not batch:
             return []
         try:
             status, headers, _ = self.api.request(
-                "POST", "/v3/mail/send", body=self.request_body(template, batch), idempotent=False
+                "POST", "/v3/mail/send", body=body, idempotent=False
             )
         except MaybeTaken as exc:  # never sent again unasked: ambiguous
             return [RecipientResult(r, DeliveryStatus.UNKNOWN, str(exc)) for r in batch]

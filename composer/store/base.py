@@ -65,6 +65,7 @@ MIGRATION_NAMES = (
     "0005_delivery_events_sync_runs",
     "0006_delivery_gave_up",
     "0007_delivery_leases",
+    "0008_delivery_claimed_ahead",
 )
 # Every table a whole-list copy (migrate-store) moves, parents first, with its key order.
 TABLES = (
@@ -90,6 +91,11 @@ _DISPATCH_COLUMNS = (
 
 def _marks(states: Sequence[DeliveryState]) -> str:
     return ", ".join(f"'{state}'" for state in states)
+
+
+def _places(values: Sequence) -> str:
+    """One `?` per value, for an IN (...) list."""
+    return ",".join("?" * len(values))
 
 
 class ImportStaging(Protocol):
@@ -121,7 +127,9 @@ class Store(Protocol):
     def claim(
         self, dispatch: Dispatch, worker_id: str, limit: int, lease_seconds: float, **kw
     ) -> list[Recipient]: ...
-    def record(self, dispatch: Dispatch, outcomes: Sequence[Outcome]) -> None: ...
+    def record(self, dispatch: Dispatch, outcomes: Sequence[Outcome], **kw) -> list[int]: ...
+    def release(self, dispatch: Dispatch, worker_id: str, subscriber_ids: Sequence[int]) -> int: ...
+    def epoch(self) -> str | None: ...
 
 
 class SqlStore:
@@ -166,6 +174,12 @@ class SqlStore:
 
     def transaction(self, *, durable: bool = True) -> AbstractContextManager[None]:
         raise NotImplementedError
+
+    def epoch(self) -> str | None:
+        """What a commit made with durable=False survives within: it outlives the process
+        that made it, not this epoch (SQLite: the machine's boot; PostgreSQL: the server's
+        start). None: unknown here, so nothing is claimed ahead (see claim)."""
+        return None
 
     def write(self, *, durable: bool = True) -> AbstractContextManager[None]:
         """Older name of transaction()."""
@@ -956,7 +970,7 @@ class SqlStore:
     def _expire(
         self, dispatch: Dispatch, now: float, expired_only: bool, workers: Sequence[str] = ()
     ) -> int:
-        args: list = [AMBIGUOUS_REASON, self.clock(), dispatch.id]
+        args: list = [dispatch.id]
         which = ""
         if expired_only:
             # A dead worker's rows go whatever their lease; everyone else's once it ran out.
@@ -966,10 +980,21 @@ class SqlStore:
                 which += f" OR worker IN ({','.join('?' * len(workers))})"
                 args.extend(workers)
             which += ")"
+        # A batch claimed ahead and never started: nothing of it left (its start would be
+        # seen, within the epoch that saw the claim), so back in line, no attempt spent.
+        # From another epoch the start may have been lost with the machine: ambiguous.
+        epoch = self.epoch()
+        if epoch is not None:
+            self._run(
+                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, "
+                "lease_until = NULL, held = NULL, updated_at = ? WHERE dispatch_id = ? "
+                f"AND status = 'sending' AND held = ?{which}",
+                [self.clock(), args[0], epoch, *args[1:]],
+            )
         return self._run(
             "UPDATE deliveries SET status = 'ambiguous', reason = ?, updated_at = ?, "
-            f"lease_until = NULL WHERE dispatch_id = ? AND status = 'sending'{which}",
-            args,
+            f"lease_until = NULL, held = NULL WHERE dispatch_id = ? AND status = 'sending'{which}",
+            [AMBIGUOUS_REASON, self.clock(), *args],
         )
 
     def requeue_failed(self, dispatch: Dispatch) -> int:
@@ -997,17 +1022,27 @@ class SqlStore:
         limit: int = 100,
         lease_seconds: float = 300.0,
         now: float | None = None,
+        *,
+        ahead: bool = False,
     ) -> list[Recipient]:
         """The next batch, marked `sending` (leased to worker_id until now + lease_seconds)
-        before anything leaves, in one transaction. First, rows of this dispatch whose
-        lease ran out become ambiguous (their worker died mid-batch). Then pending rows,
-        then retries that are due. Recipients who unsubscribed (or left the list) since the
-        snapshot are marked skipped instead. Claimers never get the same row: SQLite's
-        write lock serialises them, PostgreSQL skips rows another claim has locked."""
+        before anything leaves, in one durable transaction. First, rows of this dispatch
+        whose lease ran out become ambiguous (their worker died mid-batch). Then pending
+        rows, then retries that are due. Recipients who unsubscribed (or left the list)
+        since the snapshot are marked skipped instead. Claimers never get the same row:
+        SQLite's write lock serialises them, PostgreSQL skips rows another claim has locked.
+
+        ahead=True claims the batch after the one in flight: its rows are `sending` but
+        held (stamped with the epoch) until record(start=...) starts them, so a run killed
+        meanwhile leaves them pending, not ambiguous. Returns [] when the store knows no
+        epoch (claiming ahead would then cost a second ambiguous batch)."""
         now = time.time() if now is None else now
         list_id = self.list_id(dispatch.list_name)
         while True:
             with self.transaction():
+                held = self.epoch() if ahead else None
+                if ahead and held is None:
+                    return []
                 self._expire(dispatch, now, True)
                 rows = self._candidates(dispatch, list_id, "pending", limit, now)
                 if len(rows) < limit:
@@ -1031,9 +1066,12 @@ class SqlStore:
                 if batch:
                     self._many(
                         "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
-                        "worker = ?, lease_until = ?, updated_at = ? "
+                        "worker = ?, lease_until = ?, held = ?, updated_at = ? "
                         "WHERE dispatch_id = ? AND subscriber_id = ?",
-                        [(worker_id, now + lease_seconds, stamp, dispatch.id, r.id) for r in batch],
+                        [
+                            (worker_id, now + lease_seconds, held, stamp, dispatch.id, r.id)
+                            for r in batch
+                        ],
                     )
             if batch or not skipped:  # a batch that was all skipped: take the next one
                 return batch
@@ -1063,13 +1101,27 @@ class SqlStore:
                 (now + lease_seconds, dispatch.id, worker_id),
             )
 
-    def record(self, dispatch: Dispatch, outcomes: Sequence[Outcome]) -> None:
-        """One transaction for a batch's outcomes. It waits for the write lock as long as
-        the store allows (a long import): an outcome known is recorded as such."""
+    def record(
+        self,
+        dispatch: Dispatch,
+        outcomes: Sequence[Outcome],
+        *,
+        start: Sequence[int] = (),
+        worker_id: str = "",
+    ) -> list[int]:
+        """One transaction for a batch's outcomes and, in the same one, the start of the
+        batch claimed ahead (`start`: its subscriber ids): from here on a kill leaves those
+        rows ambiguous. Returns the ids started: those still worker_id's own (a worker
+        stalled past its lease may have lost some to another). It waits for the write lock
+        as long as the store allows (a long import): an outcome known is recorded as such.
+
+        Not durable (SQLite synchronous NORMAL, PostgreSQL synchronous_commit off): the
+        machine or server going down may undo it, and then the batch reads `sending`
+        (ambiguous on the next run), never pending, and the started batch reads held from
+        another epoch (ambiguous too). The claim before a send is durable (it must be:
+        undone, a sent batch would look unsent); with claims made ahead, its disk wait
+        overlaps the batch in flight."""
         stamp = self.clock()
-        # Not durable (SQLite): a power cut that undoes it leaves the batch `sending`
-        # (ambiguous on the next run), never pending. The claim before the send is durable
-        # (it must be: undone, a sent batch would look unsent). One disk wait per batch.
         with self.transaction(durable=False):
             self._many(
                 "UPDATE deliveries SET status = ?, reason = ?, message_id = ?, "
@@ -1088,6 +1140,39 @@ class SqlStore:
                     )
                     for o in outcomes
                 ],
+            )
+            if not start:
+                return []
+            changed = self._run(
+                "UPDATE deliveries SET held = NULL WHERE dispatch_id = ? AND worker = ? "
+                "AND status = 'sending' AND held IS NOT NULL "
+                f"AND subscriber_id IN ({_places(start)})",
+                [dispatch.id, worker_id, *start],
+            )
+            if changed == len(start):
+                return list(start)
+            return [  # some rows were taken from us: start only the rest
+                row[0]
+                for row in self._all(
+                    "SELECT subscriber_id FROM deliveries WHERE dispatch_id = ? AND worker = ? "
+                    f"AND status = 'sending' AND held IS NULL AND subscriber_id IN "
+                    f"({_places(start)}) ORDER BY subscriber_id",
+                    [dispatch.id, worker_id, *start],
+                )
+            ]
+
+    def release(self, dispatch: Dispatch, worker_id: str, subscriber_ids: Sequence[int]) -> int:
+        """Rows this worker claimed (ahead, or started but sure not sent) go back to pending,
+        no attempt spent: a run that stops with a batch claimed and nothing of it sent."""
+        if not subscriber_ids:
+            return 0
+        with self.transaction(durable=False):
+            return self._run(
+                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, "
+                "lease_until = NULL, held = NULL, updated_at = ? WHERE dispatch_id = ? "
+                "AND worker = ? AND status = 'sending' "
+                f"AND subscriber_id IN ({_places(subscriber_ids)})",
+                [self.clock(), dispatch.id, worker_id, *subscriber_ids],
             )
 
     def delivery_attempts(self, dispatch: Dispatch, subscriber_ids: Sequence[int]) -> dict:

@@ -132,8 +132,9 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[None]:
-        """One transaction on this thread's connection; nested, a savepoint. (Every
-        commit is durable here: the server's synchronous_commit decides.)"""
+        """One transaction on this thread's connection; nested, a savepoint. Durable as
+        the server's synchronous_commit says; durable=False turns it off for this
+        transaction only (a server crash may undo it: see record())."""
         conn = getattr(self._local, "conn", None)
         try:
             if conn is not None:
@@ -144,11 +145,18 @@ class PostgresStore(SqlStore):
                 self._local.conn = conn
                 try:
                     with conn.transaction():
+                        if not durable:
+                            conn.execute("SET LOCAL synchronous_commit = off")
                         yield
                 finally:
                     self._local.conn = None
         except self._psycopg.Error as exc:
             raise self._problem(exc) from None
+
+    def epoch(self) -> str | None:
+        """The server's start: a commit made with synchronous_commit off survives anything
+        but a crash of the server, and the server restarts after one."""
+        return self._one("SELECT CAST(extract(epoch FROM pg_postmaster_start_time()) AS TEXT)")[0]
 
     def _lock_dispatches(self) -> None:
         # Creators on other machines wait here until this transaction ends, then see

@@ -210,6 +210,10 @@ def _v7_delivery_leases(conn) -> None:
     conn.execute("ALTER TABLE deliveries ADD COLUMN lease_until DOUBLE PRECISION")
 
 
+def _v8_delivery_claimed_ahead(conn) -> None:
+    conn.execute("ALTER TABLE deliveries ADD COLUMN held TEXT")
+
+
 MIGRATIONS = [
     _v1_initial,
     _v2_lists_tokens_history,
@@ -218,6 +222,7 @@ MIGRATIONS = [
     _v5_delivery_events_sync_runs,
     _v6_delivery_gave_up,
     _v7_delivery_leases,
+    _v8_delivery_claimed_ahead,
 ]
 # Tables whose id is an identity column: after copying ids in, the sequence follows.
 IDENTITY_TABLES = (

@@ -7,6 +7,7 @@ import's TEMP staging table, and the one-line messages for SQLite's errors.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sqlite3
@@ -114,6 +115,11 @@ class SQLiteStore(SqlStore):
     @_depth.setter
     def _depth(self, value: int) -> None:
         self._local.depth = value
+
+    def epoch(self) -> str | None:
+        """The machine's boot: a commit made without waiting for the disk survives a
+        killed process, not a crash of the machine (which changes the boot id)."""
+        return _boot_id()
 
     # -- statements ----------------------------------------------------------------------
 
@@ -492,3 +498,13 @@ def database_problem(
     if opening:
         return DatabaseError(f"{path}: cannot open the subscriber database: {text}")
     return DatabaseError(f"{path}: database error: {text}")
+
+
+@functools.cache
+def _boot_id() -> str | None:
+    """Linux's id of this boot (None elsewhere: nothing is then claimed ahead)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None

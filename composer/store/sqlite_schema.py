@@ -311,6 +311,12 @@ def _v7_delivery_leases(db: sqlite3.Connection, default_list: str, now: str) -> 
     db.execute("ALTER TABLE deliveries ADD COLUMN lease_until REAL")
 
 
+def _v8_delivery_claimed_ahead(db: sqlite3.Connection, default_list: str, now: str) -> None:
+    """A batch claimed ahead (while the one before it is sent) is `sending` but held: the
+    epoch of its claim, NULL once it starts (store.claim(ahead=True), record(start=...))."""
+    db.execute("ALTER TABLE deliveries ADD COLUMN held TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_lists_tokens_history,
@@ -319,5 +325,6 @@ MIGRATIONS: list[Migration] = [
     _v5_delivery_events_sync_runs,
     _v6_delivery_gave_up,
     _v7_delivery_leases,
+    _v8_delivery_claimed_ahead,
 ]
 VERSION = len(MIGRATIONS)

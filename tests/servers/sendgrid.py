@@ -284,6 +284,12 @@ def _handler_for(server: SendGridTestServer):
             if request.path != "/v3/mail/send":
                 self._send(404, {"errors": [{"field": None, "message": "Not Found"}]})
                 return
+            media, _, params = (request.headers.get("Content-Type") or "").partition(";")
+            charset = params.strip().lower().removeprefix("charset=") if params else "utf-8"
+            if media.strip().lower() != "application/json" or charset != "utf-8":
+                message = "Content-Type should be application/json."
+                self._send(400, {"errors": [{"field": None, "message": message}]})
+                return
             try:
                 body = json.loads(request.body)
             except ValueError:
