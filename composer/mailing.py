@@ -226,13 +226,14 @@ class MessageTemplate:
         return b"".join(p if isinstance(p, bytes) else values[p] for p in self.parts)
 
     def values(self, recipient, message_id: str | None = None) -> dict[str, bytes]:
-        url = self.unsubscribe_url(recipient)
+        token = self.signer.sign(self._token(recipient))  # once: both links carry it
+        url = f"{self.unsubscribe_base}?token={token}"
         return self._values(
             recipient.email,
             recipient.name,
             message_id or self.message_id(recipient),
             url,
-            self.list_unsubscribe(recipient, url),
+            self._list_unsubscribe(url, token),
         )
 
     def for_address(
@@ -259,8 +260,10 @@ class MessageTemplate:
 
     def list_unsubscribe(self, recipient, url: str | None = None) -> str:
         """RFC 2369: the https link (RFC 8058 one-click) and a mailto carrying the token."""
-        url = url or self.unsubscribe_url(recipient)
         token = self.signer.sign(self._token(recipient))
+        return self._list_unsubscribe(url or f"{self.unsubscribe_base}?token={token}", token)
+
+    def _list_unsubscribe(self, url: str, token: str) -> str:
         return f"<{url}>, <mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{token}>"
 
     def _token(self, recipient) -> str:
@@ -464,6 +467,12 @@ _QP_TABLE = tuple(chr(b) if 33 <= b <= 126 and b != 61 else f"={b:02X}" for b in
 def qp_encode(text: str) -> str:
     """Quoted-printable (RFC 2045) of `text` as UTF-8, CRLF line ends, lines <= 76
     characters; whitespace before a line end (and at the very end) is encoded."""
+    if _QP_PLAIN.fullmatch(text):  # e.g. an unsubscribe link, per message: no loop
+        return _qp_plain(text)
+    return _qp_any(text)
+
+
+def _qp_any(text: str) -> str:
     out: list[str] = []
     lines = text.replace("\r\n", "\n").split("\n")
     for line in lines:
@@ -480,6 +489,28 @@ def qp_encode(text: str) -> str:
             width += len(token)
         out.append("".join(current))
     return "\r\n".join(out)
+
+
+# One line of printable ASCII, no space: only "=" needs encoding.
+_QP_PLAIN = re.compile(r"[!-~]*")
+
+
+def _qp_plain(text: str) -> str:
+    """qp_encode of a _QP_PLAIN line, the same soft breaks: a line takes what fits in
+    QP_LINE - 1 characters, and an "=3D" is never split."""
+    encoded = text.replace("=", "=3D")
+    room = QP_LINE - 1
+    if len(encoded) <= room:
+        return encoded
+    lines, start = [], 0
+    while len(encoded) - start > room:
+        end = start + room
+        cut = encoded.find("=", end - 2, end)  # an escape that would not fit whole
+        end = cut if cut != -1 else end
+        lines.append(encoded[start:end] + "=")
+        start = end
+    lines.append(encoded[start:])
+    return "\r\n".join(lines)
 
 
 def _sendgrid_text(text: str) -> str:

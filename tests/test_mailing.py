@@ -218,6 +218,18 @@ def test_qp_encode_round_trips() -> None:
         assert decoded == text.replace("\n", "\r\n")
 
 
+def test_qp_of_a_plain_line_takes_the_short_way_to_the_same_bytes() -> None:
+    from composer.mailing import _qp_any, _qp_plain
+
+    rng = random.Random(9)
+    for _ in range(2000):
+        n = rng.randrange(0, 260)
+        text = "".join(rng.choice("=abc/?&%.~!") for _ in range(n))
+        assert _qp_plain(text) == _qp_any(text), text
+    link = "https://zeitgeist.covar.com/unsubscribe/?token=" + "A=" * 60
+    assert qp_encode(link) == _qp_any(link)
+
+
 def test_addresses_that_cannot_travel() -> None:
     with pytest.raises(AddressError) as err:
         to_header("josé@example.com")

@@ -332,3 +332,21 @@ def test_a_relay_that_goes_away_is_no_verdict_on_the_recipient(settings, templat
     assert later[1].reason == (
         f"connection to 127.0.0.1:{server.port} lost at connect: [Errno 111] Connection refused"
     )
+
+
+def test_a_plain_address_is_bracketed_as_smtplib_would() -> None:
+    import smtplib
+
+    from composer.senders.smtp import _angle
+
+    for address in (
+        "reader@example.com",
+        "first.last+tag@sub.example.co.uk",
+        "bounce+4a1b-x9@mail.covar.com",
+        '"a b"@example.com',
+        "a@b@example.com",
+        "Reader <reader@example.com>",
+        "weird(comment)@example.com",
+        "",
+    ):
+        assert _angle(address) == smtplib.quoteaddr(address), address
