@@ -5,6 +5,12 @@ the names the dispatch loop has always used. The states and their moves are in
 composer/dispatch/states.py. A row found in `sending` when a run starts was in flight when
 the previous run died: it becomes `ambiguous` (maybe delivered, maybe not) and is not sent
 again unless asked; with several workers, only once its lease has run out.
+
+A run claims the next batch while the one before it is sent (claim(ahead=True)): those
+rows are `sending` but held until record(start=...) starts them, in the transaction that
+records the batch before. A held row of a dead run goes back to pending when the store's
+epoch (the machine's boot, the PostgreSQL server's start) is the claim's own: its start,
+had it happened, would be seen. So a kill leaves at most one batch ambiguous.
 """
 
 from __future__ import annotations

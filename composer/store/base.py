@@ -93,6 +93,15 @@ def _marks(states: Sequence[DeliveryState]) -> str:
     return ", ".join(f"'{state}'" for state in states)
 
 
+# "this dispatch's rows in this state" as the (dispatch_id, status) index finds them: with
+# another condition beside (a lease, a due time) SQLite's planner, lacking statistics, would
+# walk every row of the dispatch instead (a full scan per batch: 100,000 rows, ~10 ms).
+_IN_STATE = (
+    "subscriber_id IN (SELECT subscriber_id FROM deliveries "
+    "WHERE dispatch_id = ? AND status = ?)"
+)
+
+
 def _places(values: Sequence) -> str:
     """One `?` per value, for an IN (...) list."""
     return ",".join("?" * len(values))
@@ -988,13 +997,14 @@ class SqlStore:
             self._run(
                 "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, "
                 "lease_until = NULL, held = NULL, updated_at = ? WHERE dispatch_id = ? "
-                f"AND status = 'sending' AND held = ?{which}",
-                [self.clock(), args[0], epoch, *args[1:]],
+                f"AND {_IN_STATE} AND status = 'sending' AND held = ?{which}",
+                [self.clock(), args[0], args[0], "sending", epoch, *args[1:]],
             )
         return self._run(
             "UPDATE deliveries SET status = 'ambiguous', reason = ?, updated_at = ?, "
-            f"lease_until = NULL, held = NULL WHERE dispatch_id = ? AND status = 'sending'{which}",
-            [AMBIGUOUS_REASON, self.clock(), *args],
+            f"lease_until = NULL, held = NULL WHERE dispatch_id = ? AND {_IN_STATE} "
+            f"AND status = 'sending'{which}",
+            [AMBIGUOUS_REASON, self.clock(), args[0], args[0], "sending", *args[1:]],
         )
 
     def requeue_failed(self, dispatch: Dispatch) -> int:
@@ -1078,7 +1088,7 @@ class SqlStore:
 
     def _candidates(self, dispatch: Dispatch, list_id: int, status: str, limit: int, now: float):
         # One index range scan (dispatch_id, status, subscriber_id): cheap at any list size.
-        due = " AND d.next_attempt_at <= ?" if status == "retry" else ""
+        due = f" AND d.{_IN_STATE} AND d.next_attempt_at <= ?" if status == "retry" else ""
         return self._all(
             "SELECT d.subscriber_id, s.id, s.email, s.name, s.token, s.status, m.subscriber_id "
             "FROM deliveries d "
@@ -1086,7 +1096,13 @@ class SqlStore:
             "LEFT JOIN memberships m ON m.subscriber_id = d.subscriber_id AND m.list_id = ? "
             f"WHERE d.dispatch_id = ? AND d.status = ?{due} ORDER BY d.subscriber_id LIMIT ?"
             f"{self.CLAIM_LOCK}",
-            (list_id, dispatch.id, status, *((now,) if due else ()), limit),
+            (
+                list_id,
+                dispatch.id,
+                status,
+                *((dispatch.id, status, now) if due else ()),
+                limit,
+            ),
         )
 
     def renew_lease(
@@ -1097,8 +1113,8 @@ class SqlStore:
         with self.transaction():
             return self._run(
                 "UPDATE deliveries SET lease_until = ? WHERE dispatch_id = ? AND worker = ? "
-                "AND status = 'sending'",
-                (now + lease_seconds, dispatch.id, worker_id),
+                f"AND status = 'sending' AND {_IN_STATE}",
+                (now + lease_seconds, dispatch.id, worker_id, dispatch.id, "sending"),
             )
 
     def record(
@@ -1190,8 +1206,8 @@ class SqlStore:
     def next_retry_at(self, dispatch: Dispatch) -> float | None:
         row = self._one(
             "SELECT min(next_attempt_at) FROM deliveries WHERE dispatch_id = ? "
-            "AND status = 'retry'",
-            (dispatch.id,),
+            f"AND status = 'retry' AND {_IN_STATE}",
+            (dispatch.id, dispatch.id, "retry"),
         )
         return row[0]
 
