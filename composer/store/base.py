@@ -97,8 +97,7 @@ def _marks(states: Sequence[DeliveryState]) -> str:
 # another condition beside (a lease, a due time) SQLite's planner, lacking statistics, would
 # walk every row of the dispatch instead (a full scan per batch: 100,000 rows, ~10 ms).
 _IN_STATE = (
-    "subscriber_id IN (SELECT subscriber_id FROM deliveries "
-    "WHERE dispatch_id = ? AND status = ?)"
+    "subscriber_id IN (SELECT subscriber_id FROM deliveries WHERE dispatch_id = ? AND status = ?)"
 )
 
 
