@@ -297,17 +297,9 @@ def deliver(
             if bucket is not None:
                 bucket.acquire(len(batch))
             in_flight = courier.submit(batch, prepared)
-            # While it is sent: claim (durably) and prepare the next batch, held until this
-            # one is recorded, so that a kill leaves at most one batch ambiguous.
-            ahead, ahead_error = [], None
-            try:
-                store.ensure_room()
-                ahead = records.claim(
-                    dispatch, batch_size, lease_seconds=options.lease_seconds, ahead=True
-                )
-                prepared = courier.prepare(ahead) if ahead else None
-            except Exception as exc:  # record the batch in flight first, then stop
-                ahead_error = exc
+            ahead, prepared, ahead_error = _claim_ahead(
+                store, records, dispatch, batch_size, options, courier
+            )
             try:
                 results = courier.wait(
                     in_flight,
@@ -356,6 +348,20 @@ def deliver(
         stopped = False  # the stop came after the last batch: nothing is left
         records.finish(dispatch)
     return report_for(records, records.get(dispatch.id), stopped, newly_ambiguous, interrupted)
+
+
+def _claim_ahead(store, records, dispatch, batch_size, options, courier):
+    """While a batch is sent: the next one, claimed (durably) and prepared, held until the
+    batch before it is recorded, so that a kill leaves at most one batch ambiguous.
+    Returns (batch, prepared, error): an error is raised once the batch in flight is
+    recorded."""
+    ahead: list = []
+    try:
+        store.ensure_room()
+        ahead = records.claim(dispatch, batch_size, lease_seconds=options.lease_seconds, ahead=True)
+        return ahead, (courier.prepare(ahead) if ahead else None), None
+    except Exception as exc:
+        return ahead, None, exc
 
 
 # A worker with nothing to claim while others still send looks again this often.
