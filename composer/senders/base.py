@@ -5,7 +5,9 @@
             record(result.recipient, result.status, result.reason)
 
 A backend implements `send_batch(template, recipients) -> list[RecipientResult]` (one
-result per recipient, in order) for at most `batch_size` recipients. The dispatcher
+result per recipient, in order) for at most `batch_size` recipients; it may split it into
+`prepare()` (what can be made ahead, while the batch before is in flight: SendGrid's
+request bodies) and `send_prepared()`, which is what the dispatcher calls. The dispatcher
 schedules retries itself, in its ledger, with the one RetryPolicy
 (composer/dispatch/retry.py); `send()` is the same policy in memory, for callers without a
 ledger. A backend raises `SendError` only when nothing more can be sent (bad credentials,
