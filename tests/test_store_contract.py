@@ -49,6 +49,13 @@ def new_dispatch(store, list_name="zeitgeist"):
     )
 
 
+def dispatch_to(store, n: int):
+    """A dispatch to n subscribers r0@example.com .. r{n-1}@example.com."""
+    for i in range(n):
+        store.add(f"r{i}@example.com")
+    return new_dispatch(store)
+
+
 class TestStoreContract:
     # -- opening and migrations -------------------------------------------------------
 
@@ -356,9 +363,7 @@ class TestStoreContract:
     # -- a batch claimed ahead (while the one before it is sent) -------------------------
 
     def test_a_batch_claimed_ahead_is_held_until_started_in_the_record(self, store):
-        for i in range(6):
-            store.add(f"r{i}@example.com")
-        dispatch = new_dispatch(store)
+        dispatch = dispatch_to(store, 6)
         sending = store.claim(dispatch, "w1", 3, lease_seconds=60)
         ahead = store.claim(dispatch, "w1", 3, lease_seconds=60, ahead=True)
         assert [r.email for r in ahead] == ["r3@example.com", "r4@example.com", "r5@example.com"]
@@ -378,9 +383,7 @@ class TestStoreContract:
         assert (counts["sent"], counts["sending"]) == (3, 3)
 
     def test_a_dead_workers_batch_claimed_ahead_goes_back_to_pending(self, store):
-        for i in range(6):
-            store.add(f"r{i}@example.com")
-        dispatch = new_dispatch(store)
+        dispatch = dispatch_to(store, 6)
         in_flight = store.claim(dispatch, "dead", 3, lease_seconds=600)
         ahead = store.claim(dispatch, "dead", 3, lease_seconds=600, ahead=True)
         # Killed between the two: the batch in flight may have gone (ambiguous); the one
@@ -394,9 +397,7 @@ class TestStoreContract:
         assert [r.id for r in again] == [r.id for r in ahead]
 
     def test_a_batch_claimed_ahead_in_another_epoch_is_ambiguous(self, store, monkeypatch):
-        for i in range(4):
-            store.add(f"r{i}@example.com")
-        dispatch = new_dispatch(store)
+        dispatch = dispatch_to(store, 4)
         ahead = store.claim(dispatch, "dead", 4, lease_seconds=600, ahead=True)
         # The machine (SQLite) or the server (PostgreSQL) restarted since the claim: its
         # start, made without waiting for the disk, may have been lost: ambiguous.
@@ -405,9 +406,7 @@ class TestStoreContract:
         assert store.in_state(dispatch, DeliveryState.AMBIGUOUS) == [r.email for r in ahead]
 
     def test_an_expired_lease_on_a_batch_claimed_ahead_frees_it_for_others(self, store):
-        for i in range(4):
-            store.add(f"r{i}@example.com")
-        dispatch = new_dispatch(store)
+        dispatch = dispatch_to(store, 4)
         now = time.time()
         stalled = store.claim(dispatch, "stalled", 2, lease_seconds=10, now=now, ahead=True)
         # Its lease ran out: another worker's claim puts the held rows back and takes them.
@@ -419,9 +418,7 @@ class TestStoreContract:
         assert store.worker_shares(dispatch)["live"]["sending"] == 4
 
     def test_release_puts_claimed_rows_back_without_spending_an_attempt(self, store):
-        for i in range(3):
-            store.add(f"r{i}@example.com")
-        dispatch = new_dispatch(store)
+        dispatch = dispatch_to(store, 3)
         batch = store.claim(dispatch, "w1", 3, lease_seconds=60, ahead=True)
         assert store.release(dispatch, "other", [r.id for r in batch]) == 0  # not its rows
         assert store.release(dispatch, "w1", [r.id for r in batch]) == 3
