@@ -229,14 +229,7 @@ def test_a_batch_held_elsewhere_is_waited_for_then_ambiguous_never_resent(tmp_pa
     with open_store(project.joinpath(*DB)) as store:
         plan = prepare(check_and_render(project / ISSUE, settings), settings, store, options)
         records = DispatchRecords(store, "far-away-host:1")
-        dispatch = records.create(
-            issue=plan.issue,
-            issue_path=plan.path,
-            content_hash=plan.content_hash,
-            list_name=plan.list_name,
-            backend=plan.backend,
-            subject=plan.subject,
-        )
+        dispatch = records.create(**plan.record_fields())
         held = records.claim(dispatch, 4, lease_seconds=1.5)
         assert len(held) == 4
         joined = DispatchOptions(batch_size=4, lease_seconds=1.5, worker=True, worker_id="w-here")

@@ -67,6 +67,17 @@ class Plan:
     def resuming(self) -> bool:
         return self.existing is not None
 
+    def record_fields(self) -> dict[str, str]:
+        """The dispatch record a new run of this plan makes (records.create(**fields))."""
+        return {
+            "issue": self.issue,
+            "issue_path": self.path,
+            "content_hash": self.content_hash,
+            "list_name": self.list_name,
+            "backend": self.backend,
+            "subject": self.subject,
+        }
+
 
 @dataclass(frozen=True)
 class Report:
@@ -312,7 +323,7 @@ def deliver(
                 )
                 records.release(dispatch, [r.id for r in ahead])
                 raise
-            outcomes = _outcomes(results, records.attempts(dispatch, [r.id for r in batch]), policy)
+            outcomes = _outcomes(results, _attempts(records, dispatch, results), policy)
             unreached = [r for r in results if r.unreached]
             reached = not unreached or len(unreached) < len(results)
             # The next batch starts in the same transaction that records this one, unless
@@ -432,13 +443,22 @@ def _outcomes(results, attempts: dict[int, int], policy: RetryPolicy) -> list[Ou
     return outcomes
 
 
+def _attempts(records, dispatch, results) -> dict[int, int]:
+    """Attempts so far of the recipients whose retry is to be scheduled (a temporary
+    failure that reached the relay): most batches have none, and no query then."""
+    from composer.senders import DeliveryStatus
+
+    ids = [
+        r.recipient.id for r in results if r.status is DeliveryStatus.TEMPORARY and not r.unreached
+    ]
+    return records.attempts(dispatch, ids) if ids else {}
+
+
 def _after_error(err, batch, sender, records, dispatch, policy) -> list[Outcome]:
     """A batch the backend could not finish: the results it knows, as they are; the others
     back to pending when the backend says nothing of them left, else ambiguous."""
-    known = {r.recipient.id: r for r in err.results}
-    outcomes = (
-        _outcomes(err.results, records.attempts(dispatch, list(known)), policy) if known else []
-    )
+    known = {r.recipient.id for r in err.results}
+    outcomes = _outcomes(err.results, _attempts(records, dispatch, err.results), policy)
     unsent = sender.atomic_batches or err.rest_unsent
     for recipient in batch:
         if recipient.id in known:
@@ -485,13 +505,7 @@ def _start(plan: Plan, records: DispatchRecords, options: DispatchOptions, worke
             )
         try:
             dispatch = records.create(
-                issue=plan.issue,
-                issue_path=plan.path,
-                content_hash=plan.content_hash,
-                list_name=plan.list_name,
-                backend=plan.backend,
-                subject=plan.subject,
-                latest_seen=latest.id if latest is not None else None,
+                **plan.record_fields(), latest_seen=latest.id if latest is not None else None
             )
         except DispatchBegunMeanwhile as exc:
             raise DispatchRefused(str(exc)) from None

@@ -976,7 +976,13 @@ class SqlStore:
             return self._expire(dispatch, now, expired_only, workers)
 
     def _expire(
-        self, dispatch: Dispatch, now: float, expired_only: bool, workers: Sequence[str] = ()
+        self,
+        dispatch: Dispatch,
+        now: float,
+        expired_only: bool,
+        workers: Sequence[str] = (),
+        *,
+        epoch: str | None = None,
     ) -> int:
         args: list = [dispatch.id]
         which = ""
@@ -991,7 +997,7 @@ class SqlStore:
         # A batch claimed ahead and never started: nothing of it left (its start would be
         # seen, within the epoch that saw the claim), so back in line, no attempt spent.
         # From another epoch the start may have been lost with the machine: ambiguous.
-        epoch = self.epoch()
+        epoch = epoch or self.epoch()
         if epoch is not None:
             self._run(
                 "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, "
@@ -1049,10 +1055,11 @@ class SqlStore:
         list_id = self.list_id(dispatch.list_name)
         while True:
             with self.transaction():
-                held = self.epoch() if ahead else None
+                epoch = self.epoch()  # once: on PostgreSQL a round trip
+                held = epoch if ahead else None
                 if ahead and held is None:
                     return []
-                self._expire(dispatch, now, True)
+                self._expire(dispatch, now, True, epoch=epoch)
                 rows = self._candidates(dispatch, list_id, "pending", limit, now)
                 if len(rows) < limit:
                     rows += self._candidates(dispatch, list_id, "retry", limit - len(rows), now)
@@ -1193,11 +1200,10 @@ class SqlStore:
     def delivery_attempts(self, dispatch: Dispatch, subscriber_ids: Sequence[int]) -> dict:
         if not subscriber_ids:
             return {}
-        marks = ",".join("?" * len(subscriber_ids))
         return dict(
             self._all(
                 f"SELECT subscriber_id, attempts FROM deliveries WHERE dispatch_id = ? "
-                f"AND subscriber_id IN ({marks})",
+                f"AND subscriber_id IN ({_places(subscriber_ids)})",
                 (dispatch.id, *subscriber_ids),
             )
         )
@@ -1265,8 +1271,7 @@ class SqlStore:
         raise NotImplementedError
 
     def write_table(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
-        marks = ", ".join("?" * len(columns))
-        self._many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        self._many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_places(columns)})", rows)
 
     def table_count(self, table: str) -> int:
         return self._one(f"SELECT count(*) FROM {table}")[0]
