@@ -285,11 +285,18 @@ def _drop_foreign_keys(conn) -> list[tuple[str, str, str]]:
     new subscribers costs more than inserting them; one validation at the end costs
     seconds. The price: these tables and subscribers are locked for reading too until the
     import commits (seconds), where a smaller import only keeps other writers waiting."""
+    return _drop_constraints(
+        conn, "contype = 'f' AND conrelid = ANY(%s::regclass[])", (list(_REFERRERS),)
+    )
+
+
+def _drop_constraints(conn, which: str, args=()) -> list[tuple[str, str, str]]:
+    """Drop the constraints `which` selects from pg_constraint; (table, name, definition)
+    of each, to add them back with _restore_foreign_keys' ALTER TABLE ... ADD."""
     constraints = conn.execute(
         "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
-        "FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY(%s::regclass[]) "
-        "ORDER BY conname",
-        (list(_REFERRERS),),
+        f"FROM pg_constraint WHERE {which} ORDER BY conname",
+        args,
     ).fetchall()
     for table, name, _ in constraints:
         conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
@@ -310,19 +317,13 @@ def _drop_secondary_indexes(conn) -> tuple[list[tuple[str, str, str]], list[str]
     b-trees in random order thrash the buffers and write full pages to the WAL (measured,
     1,000,000 rows, load 4-7: 14-23 s for the insert with the indexes, 6.6 s without and
     about 2 s to build them again, sorted, at the end). Primary keys stay."""
-    constraints = conn.execute(
-        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
-        "FROM pg_constraint WHERE contype = 'u' AND conrelid = 'subscribers'::regclass "
-        "ORDER BY conname"
-    ).fetchall()
+    constraints = _drop_constraints(conn, "contype = 'u' AND conrelid = 'subscribers'::regclass")
     indexes = conn.execute(
         "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
         "WHERE indrelid = ANY(%s::regclass[]) AND NOT EXISTS "
         "(SELECT 1 FROM pg_constraint c WHERE c.conindid = indexrelid) ORDER BY 1",
         (list(_REFERRERS),),
     ).fetchall()
-    for table, name, _ in constraints:
-        conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     for name, _ in indexes:
         conn.execute(f"DROP INDEX {name}")
     return constraints, [definition for _, definition in indexes]
