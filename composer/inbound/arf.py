@@ -67,20 +67,17 @@ class ArfParser(Parser):
             address = strip_type(header(original, "To", 400))
         reporter = one_line(header(fields, "User-Agent", 100) or header(message, "From", 100), 100)
         return [
-            DeliveryEvent(
-                kind=COMPLAINED,
-                event_id=f"{own_id(message, context)}:{address.lower()}",
-                source="inbound",
+            found.event(
+                COMPLAINED,
+                own_id(message, context),
+                address,
                 occurred_at=event_time(
                     header(fields, "Arrival-Date"),
                     header(fields, "Received-Date"),
                     header(message, "Date"),
                     default=context.received_at,
                 ),
-                address=address,
                 subscriber_id=subscriber_id,
-                message_id=found.message_id,
-                mailing=found.mailing,
                 reason=f"Feedback-Type: {feedback_type}",
                 origin=f"ARF report from {reporter}" if reporter else "ARF report",
                 raw="".join(f"{k}: {one_line(str(v), 300)}\n" for k, v in fields.items()[:30]),

@@ -12,7 +12,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
-from composer.events import one_line, utc_stamp
+from composer.events import DeliveryEvent, one_line, utc_stamp
 from composer.inbound.verp import verp_subscriber
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # a bounce is small; anything bigger is not one
@@ -132,6 +132,24 @@ class Hints:
     subscriber_id: int | None  # from a VERP address with a valid MAC
     message_id: str  # composer's Message-ID of the original message
     mailing: str  # the issue slug in that Message-ID
+
+    def event(self, kind: str, report_id: str, address: str, **fields) -> DeliveryEvent:
+        """An event a returned message reports for `address`: keyed by the report and the
+        address (one report, one event per recipient), with whom and which mailing the
+        report names; `fields` add the rest (and may name the subscriber otherwise)."""
+        values = {
+            "subscriber_id": self.subscriber_id,
+            "message_id": self.message_id,
+            "mailing": self.mailing,
+            **fields,
+        }
+        return DeliveryEvent(
+            kind=kind,
+            event_id=f"{report_id}:{address.lower()}",
+            source="inbound",
+            address=address,
+            **values,
+        )
 
 
 def hints(report: Message, signer, original: Message | None) -> Hints:

@@ -141,20 +141,16 @@ class DsnParser(Parser):
             )
             reason = one_line(diagnostic.partition(";")[2] if ";" in diagnostic else diagnostic)
             events.append(
-                DeliveryEvent(
-                    kind=kind,
-                    event_id=f"{report_id}:{address.lower()}",
-                    source="inbound",
+                found.event(
+                    kind,
+                    report_id,
+                    address,
                     occurred_at=event_time(
                         header(block, "Last-Attempt-Date"),
                         header(message, "Date"),
                         header(per_message, "Arrival-Date"),
                         default=context.received_at,
                     ),
-                    address=address,
-                    subscriber_id=found.subscriber_id,
-                    message_id=found.message_id,
-                    mailing=found.mailing,
                     status_code=status,
                     reason=reason or status,
                     origin=f"DSN from {reporter}" if reporter else "DSN",
