@@ -38,7 +38,7 @@ def write_csv(path, rows, header="email,name"):
     return path
 
 
-def new_dispatch(store, list_name="zeitgeist"):
+def new_dispatch(store, list_name="zeitgeist", **extra):
     return store.create_dispatch(
         issue="2025-05",
         issue_path="issues/2025-05.rst",
@@ -46,6 +46,7 @@ def new_dispatch(store, list_name="zeitgeist"):
         list_name=list_name,
         backend="smtp",
         subject="May",
+        **extra,
     )
 
 
@@ -249,17 +250,7 @@ class TestStoreContract:
         def create(other):
             start.wait()
             try:
-                made.append(
-                    other.create_dispatch(
-                        issue="2025-05",
-                        issue_path="issues/2025-05.rst",
-                        content_hash="h",
-                        list_name="zeitgeist",
-                        backend="smtp",
-                        subject="May",
-                        latest_seen=None,
-                    ).id
-                )
+                made.append(new_dispatch(other, latest_seen=None).id)
             except DispatchBegunMeanwhile as exc:
                 refused.append(str(exc))
 
@@ -278,15 +269,7 @@ class TestStoreContract:
         assert [d.id for d in store.dispatches("2025-05")] == made
         # Whoever saw that dispatch may create the next one (a --resend after it finished).
         store.finish_dispatch(store.get_dispatch(made[0]))
-        again = store.create_dispatch(
-            issue="2025-05",
-            issue_path="issues/2025-05.rst",
-            content_hash="h",
-            list_name="zeitgeist",
-            backend="smtp",
-            subject="May",
-            latest_seen=made[0],
-        )
+        again = new_dispatch(store, latest_seen=made[0])
         assert again.id != made[0]
 
     def test_claim_record_and_counts(self, store):

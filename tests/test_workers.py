@@ -256,14 +256,7 @@ def test_a_dead_local_worker_is_reclaimed_at_once(tmp_path) -> None:
     alive = f"{socket.gethostname()}:{os.getpid()}"
     with open_store(project.joinpath(*DB)) as store:
         records = DispatchRecords(store, dead)
-        dispatch = records.create(
-            issue="2025-05",
-            issue_path=str(project / ISSUE),
-            content_hash="x",
-            list_name="zeitgeist",
-            backend="outbox",
-            subject="s",
-        )
+        dispatch = _new_dispatch(records, project)
         records.claim(dispatch, 3)
         DispatchRecords(store, alive).claim(dispatch, 2)
         assert reclaim_dead(records, dispatch, "w-someone-else") == 3
@@ -272,20 +265,24 @@ def test_a_dead_local_worker_is_reclaimed_at_once(tmp_path) -> None:
     assert shares[alive]["sending"] == 2
 
 
+def _new_dispatch(records, project):
+    return records.create(
+        issue="2025-05",
+        issue_path=str(project / ISSUE),
+        content_hash="x",
+        list_name="zeitgeist",
+        backend="outbox",
+        subject="s",
+    )
+
+
 @pytest.mark.parametrize("who", ["same id", "no id"])
 def test_a_restarted_worker_takes_its_own_rows_as_interrupted(tmp_path, who) -> None:
     project = make_project(tmp_path, 6)
     with open_store(project.joinpath(*DB)) as store:
         worker = "w-again" if who == "same id" else ""
         records = DispatchRecords(store, worker)
-        dispatch = records.create(
-            issue="2025-05",
-            issue_path=str(project / ISSUE),
-            content_hash="x",
-            list_name="zeitgeist",
-            backend="outbox",
-            subject="s",
-        )
+        dispatch = _new_dispatch(records, project)
         records.claim(dispatch, 3)
         assert reclaim_dead(records, dispatch, "w-again") == 3
 
