@@ -177,7 +177,7 @@ def dispatch(
     if report.stopped:
         click.echo(
             f"stopped: run `newsletter dispatch {path}` again to resume "
-            f"({report.outstanding} still to send)"
+            f"({report.outstanding:,} still to send)"
         )
         sys.exit(130)
     if report.failed_count:
